@@ -1,0 +1,25 @@
+"""tlc-pipeline: NYC TLC trip records into a lake and a warehouse, as a Luigi graph.
+
+``luigi --module pipeline LoadDuckDB --color green --year 2021 --month 1``
+"""
+
+import os
+
+# Luigi only reads luigi.toml when LUIGI_CONFIG_PARSER=toml, and silently ignores it otherwise
+# (luigi#2907). luigi 3.8 asks for the parser each time the config is first read, and
+# `luigi --module pipeline` imports this package before it reads any config, so choosing TOML
+# here makes the repository's luigi.toml (and a LUIGI_CONFIG_PATH=*.toml) take effect.
+# An explicit LUIGI_CONFIG_PARSER still wins.
+os.environ.setdefault("LUIGI_CONFIG_PARSER", "toml")
+
+__version__ = "0.1.0"
+
+from pipeline.tasks import (
+    CleanParquet,
+    DownloadMonth,
+    DownloadZones,
+    LoadDuckDB,
+    LoadZones,
+)
+
+__all__ = ["CleanParquet", "DownloadMonth", "DownloadZones", "LoadDuckDB", "LoadZones"]

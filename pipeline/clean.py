@@ -1,0 +1,147 @@
+"""Raw month -> clean, canonical parquet plus a quality sidecar, streamed by record batch.
+
+Output compression is zstd (level 3): about 25 % smaller than snappy on TLC months at a
+similar decode speed, and DuckDB, BigQuery, PostgreSQL loaders (via Arrow) and Spark all
+read it. Row groups hold ~256k rows: large enough to compress well, small enough that
+DuckDB and BigQuery read a month in parallel and that the writer's buffer stays small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import pipeline
+from pipeline import catalog, lake, transform
+from pipeline.errors import BadSourceFile
+from pipeline.sinks import Sink
+from pipeline.sources import open_source
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 128 * 1024
+ROW_GROUP_ROWS = 256 * 1024
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 3
+
+# (rows read so far, status text)
+CleanProgress = Callable[[int, str], None]
+
+
+def clean_month(
+    raw_path: Path,
+    kind: str,
+    color: str,
+    year: int,
+    month: int,
+    out_dir: Path,
+    *,
+    source_manifest: dict[str, Any] | None = None,
+    progress: CleanProgress | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> dict[str, Any]:
+    """Write ``out_dir`` (published atomically) and return the quality report it contains."""
+    catalog.check_month(color, year, month)
+    name = raw_path.name
+    src = open_source(raw_path, kind)
+    plan = transform.plan_columns(color, src.names, name)
+    schema = catalog.arrow_schema(color)
+
+    rows_read = 0
+    dropped = dict.fromkeys(transform.RULES, 0)
+    nulls = dict.fromkeys(schema.names, 0)
+    rows_out = 0
+    with lake.atomic_dir(out_dir) as tmp:
+        part = tmp / lake.CLEAN_FILE
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        with pq.ParquetWriter(
+            part, schema, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL
+        ) as writer:
+            for batch in src.batches(batch_rows):
+                rows_read += batch.num_rows
+                norm = transform.normalise_batch(batch, plan, name)
+                kept, counts = transform.apply_rules(norm, year, month)
+                for rule, n in counts.items():
+                    dropped[rule] += n
+                for col_name, column in zip(kept.schema.names, kept.columns, strict=True):
+                    nulls[col_name] += column.null_count
+                rows_out += kept.num_rows
+                pending.append(kept)
+                pending_rows += kept.num_rows
+                if pending_rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(pending, schema))
+                    pending, pending_rows = [], 0
+                if progress:
+                    progress(rows_read, f"cleaned {rows_read:,} rows of {name}")
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema))
+
+        dropped["truncated_last_row"] = src.stats.truncated_last_row
+        rows_in = rows_read + src.stats.truncated_last_row
+        _check_month_share(name, year, month, rows_read, dropped["pickup_outside_month"])
+        if rows_out + sum(dropped.values()) != rows_in:  # pragma: no cover - an invariant
+            raise AssertionError(f"{name}: rows in {rows_in} != out {rows_out} + {dropped}")
+
+        quality = {
+            "color": color,
+            "year": year,
+            "month": month,
+            "source_file": name,
+            "source_format": kind,
+            "source_manifest": source_manifest,
+            "column_map": plan.describe(),
+            "rows_in": rows_in,
+            "rows_out": rows_out,
+            "rows_dropped": dropped,
+            "rows_repaired": src.stats.repaired_rows,
+            "nulls": nulls,
+            "files": [
+                {
+                    "name": lake.CLEAN_FILE,
+                    "rows": rows_out,
+                    "bytes": part.stat().st_size,
+                    "sha256": lake.sha256_file(part),
+                }
+            ],
+            "compression": f"{COMPRESSION}({COMPRESSION_LEVEL})",
+            "code_version": pipeline.__version__,
+            "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        lake.write_json(tmp / lake.QUALITY_FILE, quality)
+    log.info(
+        "%s: %d rows in, %d out, dropped %s",
+        name,
+        rows_in,
+        rows_out,
+        {k: v for k, v in dropped.items() if v},
+    )
+    return quality
+
+
+def _check_month_share(name: str, year: int, month: int, rows: int, outside: int) -> None:
+    if (
+        rows >= transform.MIN_ROWS_FOR_SHARE_CHECK
+        and outside / rows > transform.MAX_OUTSIDE_MONTH_SHARE
+    ):
+        raise BadSourceFile(
+            f"{name}: {outside:,} of {rows:,} rows have a pickup outside "
+            f"{year:04d}-{month:02d}: this is not that month's file"
+        )
+
+
+def read_quality(out_dir: Path) -> dict[str, Any]:
+    return lake.read_json(out_dir / lake.QUALITY_FILE)
+
+
+def load_month(clean_dir: Path, sink: Sink) -> int:
+    """Load a published clean month into ``sink`` (any warehouse in pipeline.sinks)."""
+    quality = read_quality(clean_dir)
+    files = [clean_dir / f["name"] for f in quality["files"]]
+    return sink.replace_month(quality["color"], quality["year"], quality["month"], files, quality)

@@ -1,0 +1,268 @@
+"""Fetch one source file over HTTP into the lake, verified, under its final name or not at all.
+
+Why not ``urllib3.Retry``: it retries on status codes and connect errors, but a body that is
+cut short or reset half-way is only seen while streaming, after Retry has handed over. So
+the whole attempt (request, body, integrity check) is the unit tenacity retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import http.client
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow.parquet as pq
+import requests
+import tenacity
+import urllib3
+
+from pipeline import lake as lakemod
+from pipeline.errors import BadSourceFile, MonthNotPublished, PipelineError, TransientSourceError
+
+log = logging.getLogger(__name__)
+
+# (bytes so far, total or None, bytes per second)
+ProgressFn = Callable[[int, int | None, float], None]
+
+CHUNK = 1 << 20
+NOT_PUBLISHED = {403, 404, 410}  # CloudFront answers 403 for a key that does not exist
+RETRY_STATUS = {408, 425, 429}  # plus every 5xx
+# What a body read raises when the peer resets, stalls or closes early. Not OSError as a
+# whole: a full disk is not a network fault and must not be retried.
+_NETWORK_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 1.0  # seconds; doubles per attempt, capped at 30 s
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+
+def redact_url(url: str) -> str:
+    """Drop userinfo and query values: signed URLs carry credentials there."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.username or parts.password:
+        netloc = "***@" + netloc
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def download(
+    url: str,
+    dest: Path,
+    kind: str,
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+    progress: ProgressFn | None = None,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Download ``url`` to ``dest`` (kind: "parquet", "csv.gz" or "csv") and return its manifest.
+
+    Raises MonthNotPublished on 403/404/410, BadSourceFile when the bytes are not a usable file,
+    TransientSourceError when every attempt hit a transient fault.
+    """
+    session = session or requests.Session()
+    safe_url = redact_url(url)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(TransientSourceError),
+        stop=tenacity.stop_after_attempt(policy.attempts),
+        wait=tenacity.wait_exponential(multiplier=policy.backoff, max=30),
+        before_sleep=lambda rs: log.warning(
+            "retrying %s after attempt %d: %s", safe_url, rs.attempt_number, rs.outcome.exception()
+        ),
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            manifest = _attempt(session, url, safe_url, dest, kind, policy, progress)
+    manifest["attempts"] = retrying.statistics.get("attempt_number", 1)
+    return manifest
+
+
+def _attempt(
+    session: requests.Session,
+    url: str,
+    safe_url: str,
+    dest: Path,
+    kind: str,
+    policy: RetryPolicy,
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = lakemod.temp_name(dest)
+    try:
+        try:
+            resp = session.get(
+                url, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)
+            )
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise TransientSourceError(f"{safe_url}: {type(e).__name__}: {e}") from None
+        with resp:
+            _check_status(resp, safe_url)
+            expected = _content_length(resp)
+            sha, size = _stream_body(resp, tmp, safe_url, expected, progress)
+        if expected is not None and size != expected:
+            raise TransientSourceError(
+                f"{safe_url}: body cut short: got {size} of {expected} bytes (Content-Length)"
+            )
+        verify_file(tmp, kind, name=f"{safe_url}")
+        manifest = {
+            "url": safe_url,
+            "format": kind,
+            "bytes": size,
+            "sha256": sha,
+            "etag": resp.headers.get("ETag"),
+            "last_modified": resp.headers.get("Last-Modified"),
+            "downloaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        # The manifest lands first: the data file's final name is the completion marker.
+        lakemod.write_json(lakemod.manifest_path(dest), manifest)
+        os.replace(tmp, dest)
+        return manifest
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_status(resp: requests.Response, safe_url: str) -> None:
+    code = resp.status_code
+    if code in NOT_PUBLISHED:
+        raise MonthNotPublished(f"{safe_url}: HTTP {code}: this month is not published (yet)")
+    if code >= 500 or code in RETRY_STATUS:
+        raise TransientSourceError(f"{safe_url}: HTTP {code} {resp.reason}")
+    if code >= 400:
+        raise PipelineError(f"{safe_url}: HTTP {code} {resp.reason}")
+
+
+def _content_length(resp: requests.Response) -> int | None:
+    value = resp.headers.get("Content-Length")
+    if value is None or resp.headers.get("Content-Encoding"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _stream_body(
+    resp: requests.Response,
+    tmp: Path,
+    safe_url: str,
+    expected: int | None,
+    progress: ProgressFn | None,
+) -> tuple[str, int]:
+    sha = hashlib.sha256()
+    size = 0
+    start = last = time.monotonic()
+    try:
+        with open(tmp, "wb") as out:
+            # decode_content=False: store the bytes exactly as served, so the byte count can be
+            # compared with Content-Length and the sha256 is the file's own.
+            for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                out.write(chunk)
+                sha.update(chunk)
+                size += len(chunk)
+                now = time.monotonic()
+                if progress and now - last >= 0.5:
+                    progress(size, expected, size / max(now - start, 1e-6))
+                    last = now
+    except _NETWORK_ERRORS as e:
+        raise TransientSourceError(
+            f"{safe_url}: connection broke after {size} bytes: {type(e).__name__}: {e}"
+        ) from None
+    if progress:
+        progress(size, expected, size / max(time.monotonic() - start, 1e-6))
+    return sha.hexdigest(), size
+
+
+def verify_file(path: Path, kind: str, *, name: str | None = None) -> None:
+    """Check that ``path`` is a whole file of ``kind``; raise BadSourceFile saying why not."""
+    name = name or str(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise BadSourceFile(f"{name}: empty file (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if _looks_like_html(head):
+        raise BadSourceFile(
+            f"{name}: an HTML page, not a {kind} file (the server's error page?): "
+            f"{_printable(head[:120])!r}"
+        )
+    if kind == "parquet":
+        _verify_parquet(path, name, head, size)
+    elif kind == "csv.gz":
+        _verify_gzip_csv(path, name, head)
+    elif kind == "csv":
+        _verify_header_line(head.split(b"\n", 1)[0], name)
+    else:
+        raise ValueError(f"unknown file kind {kind!r}")
+
+
+def _verify_parquet(path: Path, name: str, head: bytes, size: int) -> None:
+    if not head.startswith(b"PAR1"):
+        raise BadSourceFile(f"{name}: not a parquet file (no PAR1 magic at the start)")
+    with open(path, "rb") as f:
+        f.seek(max(size - 4, 0))
+        tail = f.read(4)
+    if size < 12 or tail != b"PAR1":
+        raise BadSourceFile(
+            f"{name}: truncated parquet file: no PAR1 footer at the end of {size} bytes"
+        )
+    try:
+        pq.read_metadata(path)
+    except Exception as e:
+        raise BadSourceFile(f"{name}: unreadable parquet footer: {e}") from None
+
+
+def _verify_gzip_csv(path: Path, name: str, head: bytes) -> None:
+    if not head.startswith(b"\x1f\x8b"):
+        raise BadSourceFile(f"{name}: not a gzip file (starts with {_printable(head[:16])!r})")
+    first_line = b""
+    try:
+        # Decompress to the end: the gzip trailer (CRC32 + length) is the only proof that a
+        # body without Content-Length arrived whole.
+        with gzip.open(path, "rb") as f:
+            first_line = f.readline(1 << 16)
+            while f.read(CHUNK):
+                pass
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
+        raise BadSourceFile(f"{name}: gzip stream is truncated or corrupt: {e}") from None
+    _verify_header_line(first_line, name)
+
+
+def _verify_header_line(line: bytes, name: str) -> None:
+    if not line.strip():
+        raise BadSourceFile(f"{name}: no CSV header line (the file decompresses to nothing)")
+    if b"," not in line or b"\x00" in line:
+        raise BadSourceFile(f"{name}: first line is not a CSV header: {_printable(line[:80])!r}")
+
+
+def _looks_like_html(head: bytes) -> bool:
+    h = head.lstrip().lower()
+    return h.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or (
+        b"<html" in h[:200]
+    )
+
+
+def _printable(b: bytes) -> str:
+    return b.decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")

@@ -1,0 +1,117 @@
+"""The local data lake: where each stage's files live, and how they are published.
+
+A file or folder only ever appears under its final name complete: it is written under a
+temporary name in the same folder and renamed, and ``os.replace``/``os.rename`` are atomic
+on one filesystem. Readers (and Luigi's ``complete()``) therefore never see half a month.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import catalog
+
+QUALITY_FILE = "_quality.json"
+CLEAN_FILE = "part-0.parquet"
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+
+    def raw_path(self, color: str, year: int, month: int, fmt: str) -> Path:
+        return self.root / "raw" / color / catalog.raw_filename(color, year, month, fmt)
+
+    def clean_dir(self, color: str, year: int, month: int) -> Path:
+        return self.root / "clean" / color / f"year={year:04d}" / f"month={month:02d}"
+
+    def zones_path(self) -> Path:
+        return self.root / "raw" / "zones" / "taxi_zone_lookup.csv"
+
+
+def manifest_path(data_path: Path) -> Path:
+    return data_path.with_name(data_path.name + ".manifest.json")
+
+
+def temp_name(final: Path) -> Path:
+    """A sibling name that no reader globs for (leading dot, random suffix)."""
+    return final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:12]}")
+
+
+@contextlib.contextmanager
+def atomic_file(final: Path) -> Iterator[Path]:
+    """Yield a temp path; rename it to ``final`` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temp folder; publish it as ``final`` only if the block succeeds.
+
+    If ``final`` exists (a forced rerun) it is moved aside first and removed after the new
+    folder is in place, so a reader sees the old month or the new one, never a mix."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = temp_name(final)
+            os.rename(final, old)
+        os.rename(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_month(lake: Lake, color: str, year: int, month: int, stages: set[str]) -> list[Path]:
+    """Delete a month's lake files for the given stages ("raw", "clean"). Used to force a rerun."""
+    removed: list[Path] = []
+    if "raw" in stages:
+        for fmt in catalog.SOURCE_FORMATS:
+            p = lake.raw_path(color, year, month, fmt)
+            for q in (p, manifest_path(p)):
+                if q.exists():
+                    q.unlink()
+                    removed.append(q)
+    if "clean" in stages:
+        d = lake.clean_dir(color, year, month)
+        if d.exists():
+            shutil.rmtree(d)
+            removed.append(d)
+    return removed

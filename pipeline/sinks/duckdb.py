@@ -1,0 +1,183 @@
+"""The embedded warehouse: one DuckDB file, one table per colour, ``taxi_zones``, and the
+``_pipeline_loads`` marker table that ``LoadDuckDB.complete()`` reads.
+
+DuckDB allows one writing process per file. Connections are opened per operation and closed
+at once, so a worker holds the file lock only while it loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline import catalog
+from pipeline.errors import PipelineError
+from pipeline.sinks import clean_sha256
+
+MARKER_TABLE = "_pipeline_loads"
+ZONES_TABLE = "taxi_zones"
+
+_DUCK_TYPES = {
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR",
+}
+
+
+def quote_ident(name: str) -> str:
+    """SQL-standard identifier quoting; DuckDB's Python API has no helper for it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def trips_table(color: str) -> str:
+    if color not in catalog.COLORS:
+        raise ValueError(f"unknown colour {color!r}")
+    return f"{color}_trips"
+
+
+def table_ddl(name: str, schema: pa.Schema) -> str:
+    cols = ", ".join(f"{quote_ident(f.name)} {_DUCK_TYPES[f.type]}" for f in schema)
+    return f"CREATE TABLE IF NOT EXISTS {quote_ident(name)} ({cols})"
+
+
+class DuckDBWarehouse:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _ensure_marker(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {quote_ident(MARKER_TABLE)} ("
+            " color VARCHAR, year INTEGER, month INTEGER, rows BIGINT,"
+            " source_sha256 VARCHAR, clean_sha256 VARCHAR, loaded_at TIMESTAMP,"
+            " PRIMARY KEY (color, year, month))"
+        )
+
+    def replace_month(
+        self, color: str, year: int, month: int, files: list[Path], quality: dict[str, Any]
+    ) -> int:
+        table = quote_ident(trips_table(color))
+        start, end = catalog.month_bounds(year, month)
+        expected = quality["rows_out"]
+        manifest = quality.get("source_manifest") or {}
+        with self.connect() as con:
+            con.execute(table_ddl(trips_table(color), catalog.arrow_schema(color)))
+            self._ensure_marker(con)
+            con.begin()
+            try:
+                con.execute(
+                    f"DELETE FROM {table} WHERE pickup_datetime >= ? AND pickup_datetime < ?",
+                    [start, end],
+                )
+                con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)",
+                    [[str(f) for f in files]],
+                )
+                (rows,) = con.execute(
+                    f"SELECT count(*) FROM {table}"
+                    " WHERE pickup_datetime >= ? AND pickup_datetime < ?",
+                    [start, end],
+                ).fetchone()
+                if rows != expected:
+                    raise PipelineError(
+                        f"DuckDB {self.path}: {color} {year:04d}-{month:02d} has {rows} rows "
+                        f"after the load, the clean month has {expected}; rolled back"
+                    )
+                con.execute(
+                    f"INSERT OR REPLACE INTO {quote_ident(MARKER_TABLE)} VALUES (?,?,?,?,?,?,?)",
+                    [
+                        color,
+                        year,
+                        month,
+                        rows,
+                        manifest.get("sha256"),
+                        clean_sha256(quality),
+                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    ],
+                )
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        return rows
+
+    def loaded(self, color: str, year: int, month: int) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        with self.connect(read_only=True) as con:
+            exists = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                [MARKER_TABLE],
+            ).fetchone()[0]
+            if not exists:
+                return None
+            cur = con.execute(
+                f"SELECT * FROM {quote_ident(MARKER_TABLE)}"
+                " WHERE color = ? AND year = ? AND month = ?",
+                [color, year, month],
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def forget(self, color: str, year: int, month: int) -> bool:
+        """Delete the load marker, so the next run reloads the month (it replaces the rows)."""
+        if self.loaded(color, year, month) is None:
+            return False
+        with self.connect() as con:
+            con.execute(
+                f"DELETE FROM {quote_ident(MARKER_TABLE)}"
+                " WHERE color = ? AND year = ? AND month = ?",
+                [color, year, month],
+            )
+        return True
+
+    def replace_zones(self, table: pa.Table, sha256: str) -> int:
+        with self.connect() as con:
+            self._ensure_marker(con)
+            con.begin()
+            try:
+                con.register("zones_in", table)
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {quote_ident(ZONES_TABLE)} AS SELECT * FROM zones_in"
+                )
+                con.execute(
+                    f"INSERT OR REPLACE INTO {quote_ident(MARKER_TABLE)} VALUES (?,?,?,?,?,?,?)",
+                    [
+                        ZONES_TABLE,
+                        0,
+                        0,
+                        table.num_rows,
+                        sha256,
+                        sha256,
+                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    ],
+                )
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            finally:
+                con.unregister("zones_in")
+        return table.num_rows
+
+    def zones_loaded(self) -> dict[str, Any] | None:
+        return self.loaded(ZONES_TABLE, 0, 0)

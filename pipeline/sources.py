@@ -1,0 +1,190 @@
+"""Read a raw TLC file as a stream of Arrow record batches, whatever its format or era.
+
+Memory stays flat: parquet is read row group by row group, CSV block by block. CSV values
+are read as strings and cast by ``transform`` so that a block's type guess can never
+disagree with the next block's, and so that a bad value fails with its column's name.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.errors import BadSourceFile
+
+CSV_BLOCK = 8 << 20
+SNIFF_LINES = 200
+
+
+@dataclass
+class SourceStats:
+    truncated_last_row: int = 0  # a cut-off final line (no newline, too few fields), dropped
+    repaired_rows: int = 0  # rows whose trailing empty padding differed from the rest
+
+
+@dataclass
+class RawSource:
+    path: Path
+    kind: str
+    names: list[str]
+    stats: SourceStats = field(default_factory=SourceStats)
+
+    def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        if self.kind == "parquet":
+            yield from _parquet_batches(self.path, batch_rows)
+        else:
+            yield from _CsvReader(self).batches()
+
+
+def open_source(path: Path, kind: str) -> RawSource:
+    if kind == "parquet":
+        try:
+            names = pq.ParquetFile(path).schema_arrow.names
+        except Exception as e:
+            raise BadSourceFile(f"{path.name}: not a readable parquet file: {e}") from None
+        return RawSource(path, kind, names)
+    if kind in ("csv", "csv.gz"):
+        header = _read_header(path)
+        return RawSource(path, kind, header)
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        pf = pq.ParquetFile(path, pre_buffer=False)
+        yield from pf.iter_batches(batch_size=batch_rows)
+    except (pa.ArrowException, OSError) as e:
+        raise BadSourceFile(f"{path.name}: corrupt parquet data: {e}") from None
+
+
+def _open_text(path: Path) -> io.BufferedIOBase:
+    raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    if path.name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    return raw
+
+
+def _read_header(path: Path) -> list[str]:
+    try:
+        with _open_text(path) as f:
+            line = f.readline(1 << 16)
+    except (OSError, EOFError) as e:
+        raise BadSourceFile(f"{path.name}: cannot read the CSV header: {e}") from None
+    text = line.decode("utf-8-sig", "replace")
+    fields = next(csv.reader([text]), [])
+    if len(fields) < 2:
+        raise BadSourceFile(f"{path.name}: first line is not a CSV header: {text[:80]!r}")
+    return fields
+
+
+class _CsvReader:
+    """pyarrow's streaming CSV reader plus the TLC's quirks.
+
+    - Rows from 2013-2016 carry trailing empty fields that the header does not name. The
+      padding width is sniffed from the first lines, so the common shape stays on
+      pyarrow's fast path; rows that differ reach ``_on_invalid`` and are repaired there
+      when the difference is only empty padding.
+    - A cut-off final line (the *.head1KB.csv files, or a download that lost its tail) is
+      dropped and counted. Any other malformed line fails the file with its line number.
+    """
+
+    def __init__(self, source: RawSource):
+        self.src = source
+        self.header = source.names
+        self.width = len(self.header) + self._sniff_padding()
+        self.columns = [f"c{i}" for i in range(self.width)]
+        self.src.names = self.header + [""] * (self.width - len(self.header))
+        self.pending: list[list[str | None]] = []
+        self.bad: list[pacsv.InvalidRow] = []
+
+    def _sniff_padding(self) -> int:
+        counts: dict[int, int] = {}
+        with _open_text(self.src.path) as f:
+            text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
+            reader = csv.reader(text)
+            next(reader, None)
+            for i, row in enumerate(reader):
+                if i >= SNIFF_LINES:
+                    break
+                extra = len(row) - len(self.header)
+                if row and extra > 0 and not any(v.strip() for v in row[len(self.header) :]):
+                    counts[extra] = counts.get(extra, 0) + 1
+                elif row:
+                    counts[0] = counts.get(0, 0) + 1
+        return max(counts, key=lambda k: (counts[k], -k)) if counts else 0
+
+    def _on_invalid(self, row: pacsv.InvalidRow) -> str:
+        fields = next(csv.reader([row.text]), [])
+        h = len(self.header)
+        if len(fields) >= h and not any(v.strip() for v in fields[h:]):
+            fields = fields[:h] + [""] * (self.width - h)
+            self.pending.append([v if v != "" else None for v in fields[: self.width]])
+            self.src.stats.repaired_rows += 1
+        else:
+            self.bad.append(row)
+        return "skip"
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        path = self.src.path
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(
+                    column_names=self.columns, skip_rows=1, block_size=CSV_BLOCK
+                ),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=self._on_invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(self.columns, pa.string()),
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+            for batch in reader:
+                yield batch
+                yield from self._flush()
+        except (pa.ArrowException, OSError, EOFError) as e:
+            raise BadSourceFile(f"{path.name}: unreadable CSV data: {e}") from None
+        yield from self._flush()
+        self._judge_bad_rows()
+
+    def _flush(self) -> Iterator[pa.RecordBatch]:
+        if self.pending:
+            rows, self.pending = self.pending, []
+            cols = list(zip(*rows, strict=True))
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(c, pa.string()) for c in cols], names=self.columns
+            )
+
+    def _judge_bad_rows(self) -> None:
+        if not self.bad:
+            return
+        if len(self.bad) == 1 and self._is_cut_off_last_line(self.bad[0].text):
+            self.src.stats.truncated_last_row = 1
+            return
+        first = self.bad[0]
+        where = f"line {first.number}" if first.number is not None else "a line"
+        raise BadSourceFile(
+            f"{self.src.path.name}: {len(self.bad)} malformed CSV row(s); {where} has "
+            f"{first.actual_columns} fields where the header has {len(self.header)}: "
+            f"{first.text[:120]!r}"
+        )
+
+    def _is_cut_off_last_line(self, text: str) -> bool:
+        """True when ``text`` is the file's final line and the file ends without a newline."""
+        tail = b""
+        with _open_text(self.src.path) as f:
+            while block := f.read(1 << 20):
+                tail = (tail + block)[-(1 << 16) :]
+        if not tail or tail.endswith(b"\n"):
+            return False
+        last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace").rstrip("\r")
+        return last == text.rstrip("\r")

@@ -1,0 +1,37 @@
+"""Luigi targets for warehouse loads: a load is complete when its marker row says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import luigi
+
+from pipeline import lake, sinks
+from pipeline.sinks import Sink
+
+
+class MonthLoadedTarget(luigi.Target):
+    """Exists when ``sink`` holds a load marker for the month that matches the clean month's
+    quality report (when the lake still has it)."""
+
+    def __init__(self, sink: Sink, color: str, year: int, month: int, clean_dir: Path):
+        self.sink, self.color, self.year, self.month = sink, color, year, month
+        self.clean_dir = clean_dir
+
+    def exists(self) -> bool:
+        quality_path = self.clean_dir / lake.QUALITY_FILE
+        quality = lake.read_json(quality_path) if quality_path.exists() else None
+        return sinks.marker_matches(self.sink.loaded(self.color, self.year, self.month), quality)
+
+
+class ZonesLoadedTarget(luigi.Target):
+    def __init__(self, sink: Sink, raw_manifest: Path):
+        self.sink, self.raw_manifest = sink, raw_manifest
+
+    def exists(self) -> bool:
+        marker = self.sink.loaded("taxi_zones", 0, 0)
+        if marker is None:
+            return False
+        if not self.raw_manifest.exists():
+            return True
+        return marker["source_sha256"] == lake.read_json(self.raw_manifest)["sha256"]

@@ -1,0 +1,36 @@
+"""The TLC zone lookup: read, snake_case, load through any sink."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from pipeline import catalog, lake
+from pipeline.errors import SchemaError
+from pipeline.sinks import Sink
+
+
+def read_zones(path: Path) -> pa.Table:
+    table = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types={"LocationID": pa.int32()}, strings_can_be_null=True
+        ),
+    )
+    renamed = {}
+    for name in table.column_names:
+        canon = catalog.ZONES_COLUMNS.get(catalog.normalise_name(name))
+        if canon is None:
+            raise SchemaError(f"{path.name}: unknown zone lookup column {name!r}")
+        renamed[name] = canon
+    missing = set(catalog.ZONES_COLUMNS.values()) - set(renamed.values())
+    if missing:
+        raise SchemaError(f"{path.name}: zone lookup lacks {sorted(missing)}")
+    table = table.rename_columns([renamed[n] for n in table.column_names])
+    return table.select(catalog.ZONES_SCHEMA.names).cast(catalog.ZONES_SCHEMA)
+
+
+def load_zones(path: Path, sink: Sink) -> int:
+    return sink.replace_zones(read_zones(path), lake.read_json(lake.manifest_path(path))["sha256"])
