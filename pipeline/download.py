@@ -68,6 +68,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def scrub(text: str, url: str) -> str:
+    """Remove a URL's secrets from a driver's error text (requests quotes the whole URL)."""
+    parts = urlsplit(url)
+    for secret in (parts.query, parts.password, parts.username):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def download(
     url: str,
     dest: Path,
@@ -117,16 +126,25 @@ def _attempt(
                 url, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)
             )
         except (requests.ConnectionError, requests.Timeout) as e:
-            raise TransientSourceError(f"{safe_url}: {type(e).__name__}: {e}") from None
+            raise TransientSourceError(
+                f"{safe_url}: {type(e).__name__}: {scrub(str(e), url)}"
+            ) from None
         with resp:
             _check_status(resp, safe_url)
             expected = _content_length(resp)
-            sha, size = _stream_body(resp, tmp, safe_url, expected, progress)
+            sha, size = _stream_body(resp, tmp, url, expected, progress)
         if expected is not None and size != expected:
             raise TransientSourceError(
                 f"{safe_url}: body cut short: got {size} of {expected} bytes (Content-Length)"
             )
-        verify_file(tmp, kind, name=f"{safe_url}")
+        try:
+            verify_file(tmp, kind, name=safe_url)
+        except BadSourceFile as e:
+            if expected is None:
+                # Without Content-Length, a connection closed early looks like a complete
+                # body; a file that fails its check may just have been cut. Worth a retry.
+                raise TransientSourceError(f"{e} (sent without Content-Length)") from None
+            raise
         manifest = {
             "url": safe_url,
             "format": kind,
@@ -167,7 +185,7 @@ def _content_length(resp: requests.Response) -> int | None:
 def _stream_body(
     resp: requests.Response,
     tmp: Path,
-    safe_url: str,
+    url: str,
     expected: int | None,
     progress: ProgressFn | None,
 ) -> tuple[str, int]:
@@ -188,7 +206,8 @@ def _stream_body(
                     last = now
     except _NETWORK_ERRORS as e:
         raise TransientSourceError(
-            f"{safe_url}: connection broke after {size} bytes: {type(e).__name__}: {e}"
+            f"{redact_url(url)}: connection broke after {size} bytes: "
+            f"{type(e).__name__}: {scrub(str(e), url)}"
         ) from None
     if progress:
         progress(size, expected, size / max(time.monotonic() - start, 1e-6))

@@ -171,12 +171,22 @@ class _CsvReader:
             self.src.stats.truncated_last_row = 1
             return
         first = self.bad[0]
-        where = f"line {first.number}" if first.number is not None else "a line"
+        number = first.number if first.number is not None else self._line_number(first.text)
+        where = f"line {number}" if number is not None else "a line"
         raise BadSourceFile(
             f"{self.src.path.name}: {len(self.bad)} malformed CSV row(s); {where} has "
             f"{first.actual_columns} fields where the header has {len(self.header)}: "
             f"{first.text[:120]!r}"
         )
+
+    def _line_number(self, text: str) -> int | None:
+        """pyarrow's streaming reader does not know line numbers: find the line (error path)."""
+        target = text.rstrip("\r").encode("utf-8")
+        with _open_text(self.src.path) as f:
+            for number, line in enumerate(f, start=1):
+                if line.rstrip(b"\r\n") == target:
+                    return number
+        return None
 
     def _is_cut_off_last_line(self, text: str) -> bool:
         """True when ``text`` is the file's final line and the file ends without a newline."""

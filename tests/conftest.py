@@ -1,0 +1,133 @@
+"""Shared fixtures: the real TLC files, a local TLC server, and a pipeline configured for them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import luigi
+import pytest
+from luigi.configuration import LuigiTomlParser
+from luigi.task_register import Register
+
+import pipeline  # noqa: F401  (selects the TOML parser before any config is read)
+from tests.tlc_server import TLCServer
+
+REPO = Path(__file__).resolve().parents[1]
+TLC = REPO.parent / "shared" / "data" / "tlc"
+ZONES_FILE = TLC / "lookup" / "taxi+_zone_lookup.csv"
+
+
+def require_tlc_data() -> Path:
+    """The real files are the truth; without them the data tests cannot say anything."""
+    if not TLC.is_dir():
+        pytest.skip(
+            f"REAL TLC DATA MISSING: {TLC} does not exist. Check out shared/ beside this repo; "
+            "these tests are required in CI.",
+        )
+    return TLC
+
+
+@pytest.fixture
+def tlc() -> Path:
+    return require_tlc_data()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[TLCServer]:
+    srv = TLCServer(tmp_path / "cdn").start()
+    if ZONES_FILE.exists():
+        srv.publish("/misc/taxi_zone_lookup.csv", ZONES_FILE)
+    yield srv
+    srv.stop()
+
+
+# Luigi's FAILURE events, so tests can assert on the one error a task raised.
+_FAILURES: list[tuple[luigi.Task, BaseException]] = []
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def _record_failure(task: luigi.Task, exc: BaseException) -> None:
+    _FAILURES.append((task, exc))
+
+
+@dataclass
+class PipelineEnv:
+    root: Path
+    server: TLCServer
+    config_path: Path
+    sections: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def duckdb(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def failures(self) -> list[tuple[luigi.Task, BaseException]]:
+        return _FAILURES
+
+    def configure(self, **sections: dict[str, object]) -> None:
+        for name, values in sections.items():
+            self.sections.setdefault(name, {}).update(values)
+        self.config_path.write_text(_to_toml(self.sections))
+        LuigiTomlParser.reload()
+        Register.clear_instance_cache()
+
+    def build(self, *tasks: luigi.Task) -> bool:
+        _FAILURES.clear()
+        return luigi.build(list(tasks), local_scheduler=True, log_level="WARNING")
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess `luigi` run against this configuration."""
+        env = dict(os.environ)
+        env["LUIGI_CONFIG_PATH"] = str(self.config_path)
+        env.pop("LUIGI_CONFIG_PARSER", None)  # prove the package selects TOML by itself
+        return env
+
+    def lake_files(self) -> list[Path]:
+        return sorted(p for p in self.lake.rglob("*") if p.is_file()) if self.lake.exists() else []
+
+
+def _to_toml(sections: dict[str, dict[str, object]]) -> str:
+    out = []
+    for name, values in sections.items():
+        out.append(f"[{name}]")
+        for k, v in values.items():
+            if isinstance(v, bool):
+                out.append(f"{k} = {'true' if v else 'false'}")
+            elif isinstance(v, int | float):
+                out.append(f"{k} = {v}")
+            else:
+                out.append(f'{k} = "{v}"')
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture
+def env(tmp_path: Path, server: TLCServer) -> Iterator[PipelineEnv]:
+    """A pipeline whose source is the local TLC server and whose lake/warehouse are in tmp."""
+    e = PipelineEnv(tmp_path, server, tmp_path / "test.toml")
+    LuigiTomlParser._config_paths.append(str(e.config_path))
+    e.configure(
+        source={
+            "format": "parquet",
+            "parquet_url": server.parquet_template,
+            "csv_url": server.csv_template,
+            "zones_url": server.zones_url,
+            "attempts": 3,
+            "backoff": 0.01,
+            "connect_timeout": 2.0,
+            "read_timeout": 2.0,
+        },
+        lake={"root": str(e.lake)},
+        duckdb={"path": str(e.duckdb)},
+    )
+    yield e
+    LuigiTomlParser._config_paths.remove(str(e.config_path))
+    LuigiTomlParser.reload()
+    Register.clear_instance_cache()

@@ -1,0 +1,155 @@
+"""A real HTTP server on 127.0.0.1 laid out like the TLC CDN, with faults on demand.
+
+    /trip-data/{color}_tripdata_YYYY-MM.parquet     (the CDN)
+    /{color}/{color}_tripdata_YYYY-MM.csv.gz        (the course's csv.gz mirror)
+    /misc/taxi_zone_lookup.csv
+
+Tests publish files with ``publish()`` and queue faults per path with ``fail()``; each request
+to that path consumes one fault, then the file is served normally.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Fault:
+    """kind: "status" (answer ``status``), "reset" (RST after half the body), "truncate"
+    (full Content-Length, half the body, then close), "slow" (sleep ``delay`` s first),
+    "no_length" (chunk-less body without Content-Length, cut at half)."""
+
+    kind: str
+    status: int = 500
+    delay: float = 0.0
+
+
+class TLCServer:
+    def __init__(self, root: Path):
+        self.root = root
+        self.faults: dict[str, deque[Fault]] = {}
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_GET(self):
+                server._handle(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    # -- set-up -------------------------------------------------------------------------
+    def start(self) -> TLCServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def publish(self, url_path: str, source: Path) -> str:
+        """Serve ``source`` at ``url_path`` (a symlink: nothing is copied)."""
+        dest = self.root / url_path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists() or dest.is_symlink():
+            dest.unlink()
+        dest.symlink_to(source.resolve())
+        return self.url + url_path
+
+    def publish_month(self, color: str, year: int, month: int, source: Path, fmt: str) -> str:
+        name = f"{color}_tripdata_{year:04d}-{month:02d}.{fmt}"
+        path = f"/trip-data/{name}" if fmt == "parquet" else f"/{color}/{name}"
+        return self.publish(path, source)
+
+    def fail(self, url_path: str, *faults: Fault) -> None:
+        with self._lock:
+            self.faults.setdefault(url_path, deque()).extend(faults)
+
+    def count(self, fragment: str) -> int:
+        return sum(fragment in r for r in self.requests)
+
+    @property
+    def parquet_template(self) -> str:
+        return self.url + "/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet"
+
+    @property
+    def csv_template(self) -> str:
+        return self.url + "/{color}/{color}_tripdata_{year:04d}-{month:02d}.csv.gz"
+
+    @property
+    def zones_url(self) -> str:
+        return self.url + "/misc/taxi_zone_lookup.csv"
+
+    # -- serving ------------------------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.requests.append(h.path)
+            queue = self.faults.get(h.path)
+            fault = queue.popleft() if queue else None
+        if fault and fault.kind == "slow":
+            time.sleep(fault.delay)
+            fault = None
+        if fault and fault.kind == "status":
+            body = f"<html><body>error {fault.status}</body></html>".encode()
+            h.send_response(fault.status)
+            h.send_header("Content-Type", "text/html")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+            return
+        path = self.root / h.path.lstrip("/")
+        if not path.is_file():
+            body = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>"
+            h.send_response(403)  # what CloudFront answers for a missing key
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+            return
+        data = path.read_bytes()
+        stat = path.stat()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("ETag", '"' + hashlib.md5(data).hexdigest() + '"')
+        h.send_header("Last-Modified", email.utils.formatdate(stat.st_mtime, usegmt=True))
+        if fault and fault.kind == "no_length":
+            h.send_header("Connection", "close")
+            h.end_headers()
+            h.wfile.write(data[: len(data) // 2])
+            h.close_connection = True
+            return
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        if fault and fault.kind in ("truncate", "reset"):
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            if fault.kind == "reset":  # SO_LINGER 0 turns close() into a TCP RST
+                h.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            h.close_connection = True
+            return
+        h.wfile.write(data)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
