@@ -134,7 +134,8 @@ def test_old_eras_map_words_and_coordinates(tlc: Path, tmp_path: Path):
     t = pq.read_table(tmp_path / "y" / lake.CLEAN_FILE).to_pandas()
     assert set(t["vendor_id"].dropna()) <= {1, 2, 3}  # VTS/CMT/DDS
     assert set(t["payment_type"].dropna()) <= {1, 2, 3, 4, 5}  # CASH/Credit/...
-    assert t["pickup_longitude"].notna().all() and t["pu_location_id"].isna().all()
+    assert t["pickup_longitude"].notna().all()
+    assert t["pu_location_id"].isna().all()
     first = t.iloc[0]
     assert (first.vendor_id, first.payment_type, first.total_amount) == (2, 2, 9.4)  # VTS, CASH
 
