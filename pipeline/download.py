@@ -104,8 +104,8 @@ def download(
     )
     for attempt in retrying:
         with attempt:
-            manifest = _attempt(session, url, safe_url, dest, kind, policy, progress)
-    manifest["attempts"] = retrying.statistics.get("attempt_number", 1)
+            number = attempt.retry_state.attempt_number
+            manifest = _attempt(session, url, safe_url, dest, kind, policy, progress, number)
     return manifest
 
 
@@ -117,6 +117,7 @@ def _attempt(
     kind: str,
     policy: RetryPolicy,
     progress: ProgressFn | None,
+    number: int,
 ) -> dict[str, Any]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = lakemod.temp_name(dest)
@@ -152,6 +153,7 @@ def _attempt(
             "sha256": sha,
             "etag": resp.headers.get("ETag"),
             "last_modified": resp.headers.get("Last-Modified"),
+            "attempts": number,
             "downloaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         # The manifest lands first: the data file's final name is the completion marker.

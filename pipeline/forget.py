@@ -25,7 +25,7 @@ def forget(color: str, year: int, month: int, start: str) -> list[str]:
     done: list[str] = []
     if DuckDBWarehouse(Path(config.duckdb().path)).forget(color, year, month):
         done.append(f"load marker {color} {year:04d}-{month:02d} in {config.duckdb().path}")
-    stages = set(STAGES[: STAGES.index(start) + 1]) - {"load"}
+    stages = set(STAGES[STAGES.index(start) :]) - {"load"}  # this stage and all after it
     done += [str(p) for p in lake.remove_month(config.lake().get(), color, year, month, stages)]
     return done
 

@@ -26,7 +26,8 @@ from pathlib import Path
 class Fault:
     """kind: "status" (answer ``status``), "reset" (RST after half the body), "truncate"
     (full Content-Length, half the body, then close), "slow" (sleep ``delay`` s first),
-    "no_length" (chunk-less body without Content-Length, cut at half)."""
+    "no_length" (chunk-less body without Content-Length, cut at half), "throttle" (the whole
+    body, slowly, over ``delay`` s)."""
 
     kind: str
     status: int = 500
@@ -137,6 +138,13 @@ class TLCServer:
             return
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
+        if fault and fault.kind == "throttle":  # the whole body, spread over ``delay`` s
+            step = max(len(data) // 20, 1)
+            for i in range(0, len(data), step):
+                h.wfile.write(data[i : i + step])
+                h.wfile.flush()
+                time.sleep(fault.delay / 20)
+            return
         if fault and fault.kind in ("truncate", "reset"):
             h.wfile.write(data[: len(data) // 2])
             h.wfile.flush()

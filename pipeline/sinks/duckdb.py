@@ -86,8 +86,11 @@ class DuckDBWarehouse:
                     f"DELETE FROM {table} WHERE pickup_datetime >= ? AND pickup_datetime < ?",
                     [start, end],
                 )
+                # hive_partitioning off: the lake path has year=/month= folders, which DuckDB
+                # would otherwise add as two extra columns.
                 con.execute(
-                    f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)",
+                    f"INSERT INTO {table} BY NAME"
+                    " SELECT * FROM read_parquet(?, hive_partitioning = false)",
                     [[str(f) for f in files]],
                 )
                 (rows,) = con.execute(
