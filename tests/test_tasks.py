@@ -1,4 +1,4 @@
-"""The Luigi graph end to end on the local TLC server: real months into DuckDB, reruns, bad files."""
+"""The Luigi graph end to end on the local TLC server: months into DuckDB, reruns, bad files."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def test_unpublished_month_raises_its_own_error(env: PipelineEnv):
 def test_month_before_a_colour_existed_is_rejected_at_once():
     with pytest.raises(ValueError, match="green trips start in 2013-08"):
         LoadDuckDB(color="green", year=2013, month=7)
-    with pytest.raises(ValueError, match="month must be 1..12"):
+    with pytest.raises(ValueError, match=r"month must be 1\.\.12"):
         CleanParquet(color="yellow", year=2020, month=13)
 
 

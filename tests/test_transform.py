@@ -80,7 +80,7 @@ def test_timezone_aware_timestamps_are_refused():
 
 
 def test_plan_rejects_unknown_and_missing_pickup():
-    with pytest.raises(SchemaError, match="unknown columns.*'tip_in_btc'"):
+    with pytest.raises(SchemaError, match=r"unknown columns.*'tip_in_btc'"):
         transform.plan_columns("yellow", ["tpep_pickup_datetime", "tip_in_btc"], "f.parquet")
     with pytest.raises(SchemaError, match="no pickup time column"):
         transform.plan_columns("yellow", ["VendorID", ""], "f.parquet")
