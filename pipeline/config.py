@@ -13,6 +13,7 @@ import luigi
 from pipeline import catalog
 from pipeline.download import RetryPolicy
 from pipeline.lake import Lake
+from pipeline.sinks.duckdb import DuckDBWarehouse
 
 
 class source(luigi.Config):
@@ -48,3 +49,9 @@ class lake(luigi.Config):
 
 class duckdb(luigi.Config):
     path = luigi.Parameter(default="data/warehouse.duckdb", description="DuckDB warehouse file")
+    lock_timeout = luigi.FloatParameter(
+        default=60.0, description="seconds to wait while another process holds the file"
+    )
+
+    def get(self) -> DuckDBWarehouse:
+        return DuckDBWarehouse(Path(self.path), self.lock_timeout)

@@ -120,6 +120,7 @@ def _attempt(
     number: int,
 ) -> dict[str, Any]:
     dest.parent.mkdir(parents=True, exist_ok=True)
+    lakemod.sweep_stale_temps(dest)
     tmp = lakemod.temp_name(dest)
     try:
         try:

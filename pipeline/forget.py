@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pipeline  # noqa: F401  (selects the TOML config parser)
 from pipeline import catalog, config, lake
-from pipeline.sinks.duckdb import DuckDBWarehouse
 
 STAGES = ("raw", "clean", "load")
 
@@ -23,7 +21,7 @@ STAGES = ("raw", "clean", "load")
 def forget(color: str, year: int, month: int, start: str) -> list[str]:
     catalog.check_month(color, year, month)
     done: list[str] = []
-    if DuckDBWarehouse(Path(config.duckdb().path)).forget(color, year, month):
+    if config.duckdb().get().forget(color, year, month):
         done.append(f"load marker {color} {year:04d}-{month:02d} in {config.duckdb().path}")
     stages = set(STAGES[STAGES.index(start) :]) - {"load"}  # this stage and all after it
     done += [str(p) for p in lake.remove_month(config.lake().get(), color, year, month, stages)]

@@ -8,10 +8,12 @@ on one filesystem. Readers (and Luigi's ``complete()``) therefore never see half
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,15 +44,48 @@ def manifest_path(data_path: Path) -> Path:
     return data_path.with_name(data_path.name + ".manifest.json")
 
 
+_HOST = socket.gethostname().replace("-", "_")
+
+
 def temp_name(final: Path) -> Path:
-    """A sibling name that no reader globs for (leading dot, random suffix)."""
-    return final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:12]}")
+    """A sibling name that no reader globs for (leading dot), saying which process owns it."""
+    return final.with_name(f".{final.name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def sweep_stale_temps(final: Path) -> list[Path]:
+    """Remove temp siblings of ``final`` left by a process of this host that no longer runs
+    (a worker killed with -9 cannot clean up after itself). Others' temps are left alone."""
+    removed = []
+    for p in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        try:
+            host, pid, _ = p.name.rsplit(".tmp-", 1)[1].split("-")
+            if host != _HOST or _alive(int(pid)):
+                continue
+        except ValueError:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
 def atomic_file(final: Path) -> Iterator[Path]:
     """Yield a temp path; rename it to ``final`` only if the block succeeds."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(final)
     tmp = temp_name(final)
     try:
         yield tmp
@@ -67,6 +102,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     If ``final`` exists (a forced rerun) it is moved aside first and removed after the new
     folder is in place, so a reader sees the old month or the new one, never a mix."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(final)
     tmp = temp_name(final)
     tmp.mkdir()
     try:

@@ -10,7 +10,6 @@ from pathlib import Path
 import luigi
 
 from pipeline import catalog, clean, config, download, lake, zones
-from pipeline.sinks.duckdb import DuckDBWarehouse
 from pipeline.targets import MonthLoadedTarget, ZonesLoadedTarget
 
 
@@ -108,12 +107,10 @@ class LoadZones(luigi.Task):
 
     def output(self) -> ZonesLoadedTarget:
         raw = Path(self.input().path)
-        return ZonesLoadedTarget(
-            DuckDBWarehouse(Path(config.duckdb().path)), lake.manifest_path(raw)
-        )
+        return ZonesLoadedTarget(config.duckdb().get(), lake.manifest_path(raw))
 
     def run(self) -> None:
-        zones.load_zones(Path(self.input().path), DuckDBWarehouse(Path(config.duckdb().path)))
+        zones.load_zones(Path(self.input().path), config.duckdb().get())
 
 
 class LoadDuckDB(MonthTask):
@@ -124,12 +121,9 @@ class LoadDuckDB(MonthTask):
 
     def output(self) -> MonthLoadedTarget:
         clean_dir = config.lake().get().clean_dir(self.color, self.year, self.month)
-        return MonthLoadedTarget(self.warehouse, self.color, self.year, self.month, clean_dir)
-
-    @property
-    def warehouse(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(Path(config.duckdb().path))
+        wh = config.duckdb().get()
+        return MonthLoadedTarget(wh, self.color, self.year, self.month, clean_dir)
 
     def run(self) -> None:
         self.set_status_message("loading into DuckDB")
-        clean.load_month(Path(self.input()["clean"].path).parent, self.warehouse)
+        clean.load_month(Path(self.input()["clean"].path).parent, config.duckdb().get())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,18 +50,36 @@ def table_ddl(name: str, schema: pa.Schema) -> str:
 
 
 class DuckDBWarehouse:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, lock_timeout: float = 60.0):
         self.path = Path(path)
+        self.lock_timeout = lock_timeout
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        con = self._open(read_only)
         try:
             yield con
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        # DuckDB lets one process write a file, and no other process read it meanwhile. Another
+        # worker's load takes seconds, so wait for it, up to lock_timeout, then say who holds it.
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise PipelineError(
+                        f"DuckDB {self.path}: still locked by another process after "
+                        f"{self.lock_timeout:.0f} s ({e}). Close that connection and rerun."
+                    ) from None
+                time.sleep(0.2)
 
     def _ensure_marker(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
