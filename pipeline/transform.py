@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -135,11 +136,14 @@ def _to_type(arr: pa.Array, target: pa.DataType) -> pa.Array:
 
 
 def _apply_value_map(arr: pa.Array, col: Column) -> pa.Array:
+    # Map the few distinct values, not every row: a flag column has two or three.
     mapping = catalog.VALUE_MAPS[col.values or ""]
+    encoded = pc.dictionary_encode(arr.cast(pa.string()))
+    distinct = encoded.dictionary
     keys = pa.array(list(mapping), pa.string())
     values = pa.array(list(mapping.values()), pa.string())
-    idx = pc.index_in(pc.utf8_lower(arr.cast(pa.string())), value_set=keys)
-    return pc.coalesce(pc.take(values, idx), arr.cast(pa.string()))
+    mapped = pc.coalesce(pc.take(values, pc.index_in(pc.utf8_lower(distinct), keys)), distinct)
+    return pc.take(mapped, encoded.indices)
 
 
 def _blank_to_null(arr: pa.Array) -> pa.Array:
@@ -177,7 +181,7 @@ def apply_rules(
 ) -> tuple[pa.RecordBatch, dict[str, int]]:
     """Apply rules 1 and 2. Each dropped row is counted under the first rule that drops it."""
     counts = dict.fromkeys(RULES, 0)
-    keep = pa.array([True] * batch.num_rows) if batch.num_rows else pa.array([], pa.bool_())
+    keep = pa.array(np.ones(batch.num_rows, dtype=bool))
     names = batch.schema.names
     if catalog.PASSENGER_COLUMN in names:
         zero = pc.fill_null(pc.equal(batch.column(catalog.PASSENGER_COLUMN), 0), False)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from pipeline import catalog
 from pipeline.errors import PipelineError
 from pipeline.sinks import clean_sha256
+
+if TYPE_CHECKING:
+    import duckdb
 
 MARKER_TABLE = "_pipeline_loads"
 ZONES_TABLE = "taxi_zones"
@@ -67,6 +69,8 @@ class DuckDBWarehouse:
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         # DuckDB lets one process write a file, and no other process read it meanwhile. Another
         # worker's load takes seconds, so wait for it, up to lock_timeout, then say who holds it.
+        import duckdb  # here, not at the top: download and clean workers never pay its 56 MB
+
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
@@ -90,7 +94,13 @@ class DuckDBWarehouse:
         )
 
     def replace_month(
-        self, color: str, year: int, month: int, files: list[Path], quality: dict[str, Any]
+        self,
+        color: str,
+        year: int,
+        month: int,
+        files: list[Path],
+        quality: dict[str, Any],
+        progress: Callable[[int, int], None] | None = None,
     ) -> int:
         table = quote_ident(trips_table(color))
         start, end = catalog.month_bounds(year, month)
