@@ -18,11 +18,16 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 __version__ = "0.1.0"
 
-from pipeline.tasks import (
+from pipeline import logsafe
+
+logsafe.install()  # before Luigi reads (and logs) the configuration
+
+from pipeline.tasks import (  # noqa: E402
     CleanParquet,
     DownloadMonth,
     DownloadZones,
     LoadDuckDB,
+    LoadPostgres,
     LoadZones,
 )
 
@@ -31,5 +36,6 @@ __all__ = [
     "DownloadMonth",
     "DownloadZones",
     "LoadDuckDB",
+    "LoadPostgres",
     "LoadZones",
 ]

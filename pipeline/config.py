@@ -13,7 +13,9 @@ import luigi
 from pipeline import catalog
 from pipeline.download import RetryPolicy
 from pipeline.lake import Lake
+from pipeline.sinks import Sink
 from pipeline.sinks.duckdb import DuckDBWarehouse
+from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 
 
 class source(luigi.Config):
@@ -55,3 +57,46 @@ class duckdb(luigi.Config):
 
     def get(self) -> DuckDBWarehouse:
         return DuckDBWarehouse(Path(self.path), self.lock_timeout)
+
+
+class postgres(luigi.Config):
+    """libpq's PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD and PGPASSFILE win over these."""
+
+    host = luigi.Parameter(default="localhost")
+    port = luigi.IntParameter(default=5432)
+    database = luigi.Parameter(default="ny_taxi")
+    user = luigi.Parameter(default="postgres")
+    # Allowed, discouraged: use PGPASSWORD or a ~/.pgpass file. Private, so Luigi never shows it.
+    password = luigi.Parameter(
+        default="",
+        significant=False,
+        visibility=luigi.parameter.ParameterVisibility.PRIVATE,
+    )
+    schema = luigi.Parameter(default="public", description="schema of the trips and zone tables")
+    lock_timeout = luigi.FloatParameter(
+        default=60.0, description="seconds the month swap waits for readers' locks"
+    )
+    connect_timeout = luigi.IntParameter(default=10)
+    copy_streams = luigi.IntParameter(
+        default=2, description="parallel binary COPY streams per month load"
+    )
+
+    def get(self) -> PostgresWarehouse:
+        pg = PgConn.resolve(
+            self.host,
+            self.port,
+            self.database,
+            self.user,
+            self.password or None,
+            self.connect_timeout,
+        )
+        return PostgresWarehouse(pg, self.schema, self.lock_timeout, self.copy_streams)
+
+
+SINKS = ("duckdb", "postgres")
+
+
+def sink(name: str) -> Sink:
+    """The configured warehouse called ``name``."""
+    sections: dict[str, type[duckdb] | type[postgres]] = {"duckdb": duckdb, "postgres": postgres}
+    return sections[name]().get()

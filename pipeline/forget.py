@@ -18,11 +18,15 @@ from pipeline import catalog, config, lake
 STAGES = ("raw", "clean", "load")
 
 
-def forget(color: str, year: int, month: int, start: str) -> list[str]:
+def forget(
+    color: str, year: int, month: int, start: str, sinks: tuple[str, ...] = ("duckdb",)
+) -> list[str]:
     catalog.check_month(color, year, month)
     done: list[str] = []
-    if config.duckdb().get().forget(color, year, month):
-        done.append(f"load marker {color} {year:04d}-{month:02d} in {config.duckdb().path}")
+    for name in sinks:
+        warehouse = config.sink(name)
+        if warehouse.forget(color, year, month):
+            done.append(f"load marker {color} {year:04d}-{month:02d} in {name} ({warehouse!r})")
     stages = set(STAGES[STAGES.index(start) :]) - {"load"}  # this stage and all after it
     done += [str(p) for p in lake.remove_month(config.lake().get(), color, year, month, stages)]
     return done
@@ -34,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--year", type=int, required=True)
     p.add_argument("--month", type=int, required=True)
     p.add_argument("--from", dest="start", choices=STAGES, default="raw")
+    p.add_argument(
+        "--sink",
+        choices=(*config.SINKS, "all"),
+        default="duckdb",
+        help="whose load marker to drop (default duckdb; 'all' needs every sink reachable)",
+    )
     args = p.parse_args(argv)
-    removed = forget(args.color, args.year, args.month, args.start)
+    sinks = config.SINKS if args.sink == "all" else (args.sink,)
+    removed = forget(args.color, args.year, args.month, args.start, sinks)
     for item in removed:
         print(f"removed {item}")
     if not removed:

@@ -1,6 +1,7 @@
 """The Luigi graph. Tasks are thin: parameters, requires, output, and one call.
 
-DownloadMonth -> CleanParquet -> LoadDuckDB <- LoadZones <- DownloadZones
+DownloadMonth -> CleanParquet -> LoadDuckDB   <- LoadZones(sink=duckdb)   <- DownloadZones
+                              -> LoadPostgres <- LoadZones(sink=postgres) <-
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class MonthTask(luigi.Task):
 
     def report_rows(self, rows: int, message: str) -> None:
         self.set_status_message(message)
+
+    def report_copy(self, done: int, total: int) -> None:
+        if total:
+            self.set_progress_percentage(round(100 * done / total))
+        self.set_status_message(f"COPY {done:,} of {total:,} rows")
 
 
 class DownloadMonth(MonthTask):
@@ -100,30 +106,49 @@ class DownloadZones(luigi.Task):
 
 
 class LoadZones(luigi.Task):
-    """taxi_zones (location_id, borough, zone, service_zone) in the DuckDB warehouse."""
+    """taxi_zones (location_id, borough, zone, service_zone) in one warehouse."""
+
+    sink = luigi.ChoiceParameter(choices=config.SINKS, default="duckdb")
 
     def requires(self) -> DownloadZones:
         return DownloadZones()
 
     def output(self) -> ZonesLoadedTarget:
         raw = Path(self.input().path)
-        return ZonesLoadedTarget(config.duckdb().get(), lake.manifest_path(raw))
+        return ZonesLoadedTarget(config.sink(self.sink), lake.manifest_path(raw))
 
     def run(self) -> None:
-        zones.load_zones(Path(self.input().path), config.duckdb().get())
+        zones.load_zones(Path(self.input().path), config.sink(self.sink))
 
 
-class LoadDuckDB(MonthTask):
-    """Replace the month in {color}_trips in the DuckDB file, atomically, with a load marker."""
+class _LoadMonth(MonthTask):
+    """Replace the month in {color}_trips in one warehouse, atomically, with a load marker."""
+
+    sink_name = ""
 
     def requires(self) -> dict[str, luigi.Task]:
-        return {"clean": CleanParquet(**self.month_args), "zones": LoadZones()}
+        return {"clean": CleanParquet(**self.month_args), "zones": LoadZones(sink=self.sink_name)}
 
     def output(self) -> MonthLoadedTarget:
         clean_dir = config.lake().get().clean_dir(self.color, self.year, self.month)
-        wh = config.duckdb().get()
-        return MonthLoadedTarget(wh, self.color, self.year, self.month, clean_dir)
+        return MonthLoadedTarget(
+            config.sink(self.sink_name), self.color, self.year, self.month, clean_dir
+        )
 
     def run(self) -> None:
-        self.set_status_message("loading into DuckDB")
-        clean.load_month(Path(self.input()["clean"].path).parent, config.duckdb().get())
+        self.set_status_message(f"loading into {self.sink_name}")
+        clean_dir = Path(self.input()["clean"].path).parent
+        clean.load_month(clean_dir, config.sink(self.sink_name), progress=self.report_copy)
+
+
+class LoadDuckDB(_LoadMonth):
+    """The month in {color}_trips of the DuckDB file (the embedded default)."""
+
+    sink_name = "duckdb"
+
+
+class LoadPostgres(_LoadMonth):
+    """The month as the {color}_trips_YYYYMM partition of {schema}.{color}_trips."""
+
+    sink_name = "postgres"
+    resources = {"postgres_loads": 1}

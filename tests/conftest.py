@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from luigi.configuration import LuigiTomlParser
 from luigi.task_register import Register
 
 import pipeline  # noqa: F401  (selects the TOML parser before any config is read)
+from pipeline.sinks.postgres import PgConn, PostgresWarehouse
+from tests import pg as pgserver
 from tests.tlc_server import TLCServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,3 +134,72 @@ def env(tmp_path: Path, server: TLCServer) -> Iterator[PipelineEnv]:
     LuigiTomlParser._config_paths.remove(str(e.config_path))
     LuigiTomlParser.reload()
     Register.clear_instance_cache()
+
+
+# --- PostgreSQL: a real server (tests/pg.py), one database per session, one schema per test ----
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[PgConn]:
+    """Settings for this session's own database, also exported as PG* for subprocesses."""
+    try:
+        server_cm = pgserver.server()
+        admin = server_cm.__enter__()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    name = pgserver.create_database(admin)
+    saved = {v: os.environ.get(v) for v in pgserver.PG_VARS}
+    exported = {"PGHOST": admin.host, "PGPORT": admin.port, "PGUSER": admin.user}
+    exported["PGDATABASE"] = name
+    for var, value in exported.items():
+        if value is not None:
+            os.environ[var] = str(value)
+    try:
+        yield PgConn(admin.host, admin.port, name, admin.user, admin.password)
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        pgserver.drop_database(admin, name)
+        server_cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg(pg_database: PgConn, request: pytest.FixtureRequest) -> Iterator[PostgresWarehouse]:
+    """A warehouse in a schema of this test's own."""
+    schema = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + os.urandom(3).hex()
+    yield PostgresWarehouse(pg_database, schema)
+    conn = pg_database.connect()
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    cur.execute("SELECT to_regclass('table_updates')")
+    if cur.fetchone()[0]:
+        cur.execute("DELETE FROM table_updates WHERE update_id LIKE %s", [schema + ".%"])
+    conn.close()
+
+
+def pg_query(pg: PostgresWarehouse, query: str, params: list | None = None) -> list[tuple]:
+    conn = pg.pg.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute(query, params or [])
+        return cur.fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pg_env(env: PipelineEnv, pg: PostgresWarehouse) -> PipelineEnv:
+    """The pipeline configured to load this test's Postgres schema."""
+    c = pg.pg
+    env.configure(
+        postgres={
+            "host": c.host,
+            "port": c.port,
+            "database": c.database,
+            "user": c.user,
+            "schema": pg.schema,
+        }
+    )
+    return env

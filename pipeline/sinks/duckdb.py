@@ -56,6 +56,9 @@ class DuckDBWarehouse:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
 
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({str(self.path)!r})"
+
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
