@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/clean.py --rows 1369769 --runs 5
 
 Every measured run is a fresh ``python`` process, so the peak RSS is that clean's alone
-(``os.wait4`` gives the child's own ``ru_maxrss``), and the wall time is the whole process,
+(the child's own VmHWM), and the wall time is the whole process,
 imports included, as a user running the step would see it. The child also reports the time
 spent inside the clean call itself. Both sides read the same generated file and must produce
 the same number of rows, or the benchmark fails.
@@ -75,7 +75,8 @@ def run_pandas(src: Path, out: Path) -> int:
 def child(which: str, src: Path, out: Path) -> None:
     t0 = time.perf_counter()
     rows = {"pipeline": run_pipeline, "pandas": run_pandas}[which](src, out)
-    print(json.dumps({"rows": rows, "inner_s": time.perf_counter() - t0}))
+    inner = time.perf_counter() - t0
+    print(json.dumps({"rows": rows, "inner_s": inner, "rss_mb": peak_rss_mb()}))
 
 
 # --- the parent: generate, run each side N times in fresh processes, report medians ------------
@@ -88,7 +89,7 @@ def measure(which: str, src: Path, work: Path, run: int) -> dict[str, float]:
         text=True,
     )
     stdout = proc.stdout.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{which} run failed (exit {os.waitstatus_to_exitcode(status)})")
@@ -97,7 +98,7 @@ def measure(which: str, src: Path, work: Path, run: int) -> dict[str, float]:
     return {
         "wall_s": wall,
         "inner_s": result["inner_s"],
-        "rss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": result["rss_mb"],
         "rows": result["rows"],
     }
 
@@ -125,6 +126,15 @@ def bench(rows: int, runs: int, work: Path) -> dict[str, dict[str, float]]:
         raise SystemExit(f"row counts differ: {medians}")
     src.unlink()
     return medians
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries the parent's RSS at
+    fork into a child's ru_maxrss, which made children of a big parent look big."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main() -> None:

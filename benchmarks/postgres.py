@@ -22,8 +22,8 @@ Three loaders, all into a fresh logged table:
 - **server COPY**: ``COPY t FROM '/file' (FORMAT binary)`` of the same rows into an unindexed
   table. No client work at all: the practical limit.
 
-Reported: the time of the call itself (in-call; for the course and the server COPY it is all
-there is), the whole process's wall time, and peak RSS.
+Reported: the time of the call itself (in-call; for the server COPY it is all there is), the
+whole process's wall time, and the process's own peak RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def child_pipeline(clean_dir: str, db: str, schema: str) -> dict[str, float]:
     )
     t0 = time.perf_counter()
     rows = load_month(Path(clean_dir), wh)
-    return {"rows": rows, "inner_s": time.perf_counter() - t0}
+    return {"rows": rows, "inner_s": time.perf_counter() - t0, "rss_mb": peak_rss_mb()}
 
 
 def child_course(raw: str, db: str, table: str) -> dict[str, float]:
@@ -92,7 +92,7 @@ def child_course(raw: str, db: str, table: str) -> dict[str, float]:
     df.head(0).to_sql(table, engine, if_exists="replace", index=False)
     for start in range(0, len(df), 100_000):
         df.iloc[start : start + 100_000].to_sql(table, engine, if_exists="append", index=False)
-    return {"rows": len(df), "inner_s": time.perf_counter() - t0}
+    return {"rows": len(df), "inner_s": time.perf_counter() - t0, "rss_mb": peak_rss_mb()}
 
 
 # --- parent -----------------------------------------------------------------------------------
@@ -102,12 +102,11 @@ def in_child(*args: str) -> dict[str, float]:
         [sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True
     )
     out = proc.stdout.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"child {args[0]} failed")
     result = json.loads(out.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - t0
-    result["rss_mb"] = usage.ru_maxrss / 1024
     return result
 
 
@@ -125,14 +124,37 @@ def execute(db: str, sql: str) -> float:
     return elapsed
 
 
+def dump_rows(db: str, table: str, dest: Path) -> None:
+    """Write the table's rows as a binary COPY file the server can read back."""
+    import psycopg2
+
+    conn = psycopg2.connect(
+        **{("dbname" if k == "database" else k): v for k, v in conn_args(db).items()}
+    )
+    with open(dest, "wb") as f:
+        conn.cursor().copy_expert(f"COPY (SELECT * FROM {table}) TO STDOUT (FORMAT binary)", f)
+    conn.close()
+    dest.chmod(0o644)
+
+
 def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries the parent's RSS at
+    fork into a child's ru_maxrss, which made children of a big parent look big."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, action="append")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--course-rows", type=int, default=COURSE_ROWS)
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -155,14 +177,14 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
             tmpd = Path(tmp)
-            os.chmod(tmpd, 0o755)  # the server process reads and writes the COPY file here
+            os.chmod(tmpd, 0o755)  # the server process reads the COPY file from here
 
             # the course, on a slice
-            raw = write_yellow_month(tmpd / "course.parquet", COURSE_ROWS)
+            raw = write_yellow_month(tmpd / "course.parquet", args.course_rows)
             course = [in_child("course", str(raw), db, "yellow_course") for _ in range(args.runs)]
-            course_rate = COURSE_ROWS / median(course, "inner_s")
+            course_rate = args.course_rows / median(course, "inner_s")
             print(
-                f"| {COURSE_ROWS:,} | course: pandas + to_sql (100k chunks) "
+                f"| {args.course_rows:,} | course: pandas + to_sql (100k chunks) "
                 f"| {median(course, 'inner_s'):.2f} | {median(course, 'wall_s'):.2f} "
                 f"| {course_rate:,.0f} | {median(course, 'rss_mb'):.0f} |",
                 flush=True,
@@ -184,7 +206,7 @@ def main() -> None:
 
                 # the practical limit: the same rows, server-side binary COPY into a plain table
                 dump = tmpd / f"rows-{rows}.pgbin"
-                execute(db, f"COPY bench_{rows}.yellow_trips TO '{dump}' (FORMAT binary)")
+                dump_rows(db, f"bench_{rows}.yellow_trips", dump)
                 server = []
                 for _ in range(args.runs):
                     execute(db, "DROP TABLE IF EXISTS copy_limit")

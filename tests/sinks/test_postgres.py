@@ -250,17 +250,12 @@ def put_clean_month(env: PipelineEnv, clean_dir: Path, color: str, year: int, mo
     shutil.copytree(clean_dir, dest)
 
 
-def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
-    pg_env: PipelineEnv, pg: PostgresWarehouse, big_clean: Path, green_clean
-):
-    want = read_quality(big_clean)["rows_out"]
-    put_clean_month(pg_env, big_clean, "yellow", 2021, 1)
+def kill_9_mid_copy(env: PipelineEnv, pg: PostgresWarehouse) -> None:
+    """Run the real `luigi` LoadPostgres for yellow 2021-01 and kill -9 it once COPY runs."""
     args = ["LoadPostgres", "--color", "yellow", "--year", "2021", "--month", "1"]
-
-    # First load: killed in the middle of its COPY. The month must be absent.
     proc = subprocess.Popen(
         [LUIGI, "--module", "pipeline", *args, "--local-scheduler"],
-        env=pg_env.env(),
+        env=env.env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -268,6 +263,16 @@ def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
     wait_for_copy(pg, "_stage_yellow_trips_202101", proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
+    pg_env: PipelineEnv, pg: PostgresWarehouse, big_clean: Path, green_clean
+):
+    want = read_quality(big_clean)["rows_out"]
+    put_clean_month(pg_env, big_clean, "yellow", 2021, 1)
+
+    # First load: killed in the middle of its COPY. The month must be absent.
+    kill_9_mid_copy(pg_env, pg)
     assert pg.loaded("yellow", 2021, 1) is None
     assert month_count(pg, "yellow_trips", 2021, 1) == 0
     assert partitions(pg, "yellow_trips") == {}
@@ -280,16 +285,7 @@ def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
 
     # A forced reload killed mid-COPY: readers still see the complete old month.
     pg.forget("yellow", 2021, 1)
-    proc = subprocess.Popen(
-        [LUIGI, "--module", "pipeline", *args, "--local-scheduler"],
-        env=pg_env.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_for_copy(pg, "_stage_yellow_trips_202101", proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_9_mid_copy(pg_env, pg)
     assert month_count(pg, "yellow_trips", 2021, 1) == want
     assert partitions(pg, "yellow_trips") == old
     assert pg_env.build(LoadPostgres(color="yellow", year=2021, month=1))
