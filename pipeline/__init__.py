@@ -26,16 +26,20 @@ from pipeline.tasks import (  # noqa: E402
     CleanParquet,
     DownloadMonth,
     DownloadZones,
+    LoadBigQuery,
     LoadDuckDB,
     LoadPostgres,
     LoadZones,
+    UploadGCS,
 )
 
 __all__ = [
     "CleanParquet",
     "DownloadMonth",
     "DownloadZones",
+    "LoadBigQuery",
     "LoadDuckDB",
     "LoadPostgres",
     "LoadZones",
+    "UploadGCS",
 ]

@@ -109,6 +109,7 @@ def clean_month(
                     "rows": rows_out,
                     "bytes": part.stat().st_size,
                     "sha256": lake.sha256_file(part),
+                    "crc32c": lake.crc32c_file(part),
                 }
             ],
             "compression": f"{COMPRESSION}({COMPRESSION_LEVEL})",
@@ -192,5 +193,10 @@ def load_month(
     quality = read_quality(clean_dir)
     files = [clean_dir / f["name"] for f in quality["files"]]
     return sink.replace_month(
-        quality["color"], quality["year"], quality["month"], files, quality, progress=progress
+        quality["color"],
+        quality["year"],
+        quality["month"],
+        files,
+        quality,
+        progress=progress,
     )

@@ -7,6 +7,7 @@ turn '-' into '_'.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import luigi
 
@@ -16,6 +17,10 @@ from pipeline.lake import Lake
 from pipeline.sinks import Sink
 from pipeline.sinks.duckdb import DuckDBWarehouse
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
+
+if TYPE_CHECKING:
+    from pipeline.gcs import GcsLake
+    from pipeline.sinks.bigquery import BigQueryWarehouse
 
 
 class source(luigi.Config):
@@ -93,10 +98,43 @@ class postgres(luigi.Config):
         return PostgresWarehouse(pg, self.schema, self.lock_timeout, self.copy_streams)
 
 
-SINKS = ("duckdb", "postgres")
+class gcs(luigi.Config):
+    """The lake's copy on GCS. Credentials: Application Default Credentials,
+    GOOGLE_APPLICATION_CREDENTIALS, or STORAGE_EMULATOR_HOST for an emulator; never here."""
+
+    bucket = luigi.Parameter(default="", description="bucket name, without gs://")
+    prefix = luigi.Parameter(default="tlc", description="folder inside the bucket")
+    project = luigi.Parameter(default="", description="billing project; empty: from ADC")
+
+    def get(self) -> GcsLake:
+        from pipeline.gcs import GcsLake  # the google clients load only where they are used
+
+        return GcsLake(self.bucket, self.prefix, self.project or None)
+
+
+class bigquery(luigi.Config):
+    project = luigi.Parameter(default="", description="project of the dataset; empty: from ADC")
+    dataset = luigi.Parameter(default="tlc")
+    location = luigi.Parameter(default="US", description="dataset and job location")
+    api_endpoint = luigi.Parameter(
+        default="", description="emulators only: http://host:port, with anonymous credentials"
+    )
+
+    def get(self) -> BigQueryWarehouse:
+        from pipeline.sinks.bigquery import BigQueryWarehouse, bigquery_client
+
+        client = bigquery_client(self.project, self.location, self.api_endpoint)
+        return BigQueryWarehouse(client, self.dataset, self.location)
+
+
+SINKS = ("duckdb", "postgres", "bigquery")
 
 
 def sink(name: str) -> Sink:
     """The configured warehouse called ``name``."""
-    sections: dict[str, type[duckdb] | type[postgres]] = {"duckdb": duckdb, "postgres": postgres}
+    sections: dict[str, type[duckdb] | type[postgres] | type[bigquery]] = {
+        "duckdb": duckdb,
+        "postgres": postgres,
+        "bigquery": bigquery,
+    }
     return sections[name]().get()

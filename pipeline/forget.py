@@ -29,6 +29,9 @@ def forget(
             done.append(f"load marker {color} {year:04d}-{month:02d} in {name} ({warehouse!r})")
     stages = set(STAGES[STAGES.index(start) :]) - {"load"}  # this stage and all after it
     done += [str(p) for p in lake.remove_month(config.lake().get(), color, year, month, stages)]
+    if "clean" in stages and config.gcs().bucket:
+        # The bucket's copy of the clean month goes too, or UploadGCS would find it complete.
+        done += config.gcs().get().remove_month(color, year, month)
     return done
 
 

@@ -7,6 +7,7 @@ on one filesystem. Readers (and Luigi's ``complete()``) therefore never see half
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import glob
 import hashlib
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import google_crc32c
 
 from pipeline import catalog
 
@@ -125,6 +128,16 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def crc32c_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The crc32c as GCS reports it (base64 of the big-endian value), so an uploaded object
+    can be checked against the local file without reading either again."""
+    c = google_crc32c.Checksum()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            c.update(block)
+    return base64.b64encode(c.digest()).decode()
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

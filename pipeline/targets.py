@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import luigi
 
 from pipeline import lake, sinks
 from pipeline.sinks import Sink
+
+if TYPE_CHECKING:
+    from pipeline.gcs import GcsLake
 
 
 class MonthLoadedTarget(luigi.Target):
@@ -35,3 +39,15 @@ class ZonesLoadedTarget(luigi.Target):
         if not self.raw_manifest.exists():
             return True
         return marker["source_sha256"] == lake.read_json(self.raw_manifest)["sha256"]
+
+
+class GcsMonthTarget(luigi.Target):
+    """Exists when every object of the month is in the bucket with the local file's size and
+    crc32c (one list request)."""
+
+    def __init__(self, gcs: GcsLake, clean_dir: Path, color: str, year: int, month: int):
+        self.gcs, self.clean_dir = gcs, clean_dir
+        self.color, self.year, self.month = color, year, month
+
+    def exists(self) -> bool:
+        return self.gcs.month_complete(self.clean_dir, self.color, self.year, self.month)

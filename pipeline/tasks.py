@@ -1,7 +1,9 @@
 """The Luigi graph. Tasks are thin: parameters, requires, output, and one call.
 
-DownloadMonth -> CleanParquet -> LoadDuckDB   <- LoadZones(sink=duckdb)   <- DownloadZones
-                              -> LoadPostgres <- LoadZones(sink=postgres) <-
+DownloadMonth -> CleanParquet -> LoadDuckDB                <- LoadZones(sink=duckdb)
+                              -> LoadPostgres              <- LoadZones(sink=postgres)
+                              -> UploadGCS -> LoadBigQuery <- LoadZones(sink=bigquery)
+LoadZones <- DownloadZones
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 import luigi
 
 from pipeline import catalog, clean, config, download, lake, zones
-from pipeline.targets import MonthLoadedTarget, ZonesLoadedTarget
+from pipeline.targets import GcsMonthTarget, MonthLoadedTarget, ZonesLoadedTarget
 
 
 class MonthTask(luigi.Task):
@@ -152,3 +154,36 @@ class LoadPostgres(_LoadMonth):
 
     sink_name = "postgres"
     resources = {"postgres_loads": 1}
+
+
+class UploadGCS(MonthTask):
+    """The clean month and its _quality.json, to gs://{bucket}/{prefix}/clean/... (crc32c)."""
+
+    def requires(self) -> CleanParquet:
+        return CleanParquet(**self.month_args)
+
+    @property
+    def clean_dir(self) -> Path:
+        return config.lake().get().clean_dir(self.color, self.year, self.month)
+
+    def output(self) -> GcsMonthTarget:
+        return GcsMonthTarget(config.gcs().get(), self.clean_dir, **self.month_args)
+
+    def run(self) -> None:
+        config.gcs().get().upload_month(
+            self.clean_dir, **self.month_args, progress=self.report_bytes
+        )
+
+
+class LoadBigQuery(_LoadMonth):
+    """The month in {dataset}.{color}_trips (MONTH-partitioned), from its objects on GCS."""
+
+    sink_name = "bigquery"
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {"gcs": UploadGCS(**self.month_args), "zones": LoadZones(sink=self.sink_name)}
+
+    def run(self) -> None:
+        self.set_status_message("loading into BigQuery")
+        sink = config.sink(self.sink_name)
+        config.gcs().get().load_month(sink, **self.month_args, progress=self.report_copy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from luigi.task_register import Register
 
 import pipeline  # noqa: F401  (selects the TOML parser before any config is read)
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
+from tests import gcp_emulators
 from tests import pg as pgserver
 from tests.tlc_server import TLCServer
 
@@ -203,3 +205,48 @@ def pg_env(env: PipelineEnv, pg: PostgresWarehouse) -> PipelineEnv:
         }
     )
     return env
+
+
+# --- GCS and BigQuery emulators (tests/gcp_emulators.py), one of each per session -------------
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gcp_emulators.FakeGCS]:
+    saved = os.environ.get("STORAGE_EMULATOR_HOST")
+    with gcp_emulators.fake_gcs(tmp_path_factory.mktemp("fake-gcs")) as gcs:
+        # The storage client reads this when it is made; the pipeline makes one per process.
+        os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
+        try:
+            yield gcs
+        finally:
+            if saved is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = saved
+
+
+@pytest.fixture(scope="session")
+def local_bigquery(
+    fake_gcs: gcp_emulators.FakeGCS, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gcp_emulators.LocalBigQuery]:
+    try:
+        cm = gcp_emulators.local_bigquery(tmp_path_factory.mktemp("local-bq"), fake_gcs.root)
+        bq = cm.__enter__()
+    except RuntimeError as e:  # no Python 3.13, or the emulator would not start: fail loudly
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield bq
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def gcs_bucket(fake_gcs: gcp_emulators.FakeGCS) -> str:
+    from google.cloud import storage
+
+    name = f"tlc-test-{uuid.uuid4().hex[:12]}"
+    storage.Client(project=gcp_emulators.PROJECT).create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def bq_dataset(local_bigquery: gcp_emulators.LocalBigQuery) -> str:
+    return f"tlc_test_{uuid.uuid4().hex[:12]}"  # the pipeline creates it on first use

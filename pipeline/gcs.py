@@ -1,0 +1,254 @@
+"""The lake's copy on Google Cloud Storage, in the same layout as the local lake.
+
+``gs://{bucket}/{prefix}/clean/{color}/year=YYYY/month=MM/{part-0.parquet,_quality.json}``
+
+Integrity: the client sends each object's crc32c and the server rejects a body that does not
+match it. A month counts as uploaded only if every object exists with the size and crc32c of
+the local file (one list request per month), so a partial, truncated, replaced or deleted
+object makes UploadGCS run again. luigi.contrib.gcs is not used: it is built on the old
+google-api-python-client, forces https (no emulator), and checks existence only.
+
+Credentials come by Google's standard routes only (Application Default Credentials,
+GOOGLE_APPLICATION_CREDENTIALS, or STORAGE_EMULATOR_HOST for an emulator); none are read from
+luigi.toml, so none can reach a log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+
+from pipeline import lake
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+# (bytes sent, bytes total, bytes/s)
+UploadProgress = Callable[[int, int | None, float], None]
+
+CHUNK = 8 << 20  # resumable upload chunk: also how often progress is reported
+
+
+@functools.cache
+def storage_client(project: str | None) -> storage.Client:
+    """One client per process (it holds the HTTP session and the credentials)."""
+    return storage.Client(project=project or None)
+
+
+crc32c_file = lake.crc32c_file
+
+
+@dataclass(frozen=True)
+class GcsLake:
+    bucket: str
+    prefix: str = "tlc"
+    project: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.bucket:
+            raise PipelineError("[gcs] bucket is not set: name the bucket in luigi.toml")
+
+    @property
+    def client(self) -> storage.Client:
+        return storage_client(self.project)
+
+    def month_prefix(self, color: str, year: int, month: int) -> str:
+        parts = [p for p in self.prefix.strip("/").split("/") if p]
+        return "/".join([*parts, "clean", color, f"year={year:04d}", f"month={month:02d}"]) + "/"
+
+    def uri(self, color: str, year: int, month: int, name: str) -> str:
+        return f"gs://{self.bucket}/{self.month_prefix(color, year, month)}{name}"
+
+    def data_uris(self, clean_dir: Path, color: str, year: int, month: int) -> list[str]:
+        quality = lake.read_json(clean_dir / lake.QUALITY_FILE)
+        return [self.uri(color, year, month, f["name"]) for f in quality["files"]]
+
+    # -- what should be there, and what is -------------------------------------------------
+    @staticmethod
+    def expected(clean_dir: Path) -> dict[str, tuple[int, str]]:
+        """name -> (size, crc32c) of every object a month needs, data files first."""
+        quality = lake.read_json(clean_dir / lake.QUALITY_FILE)
+        out = {}
+        for f in quality["files"]:
+            crc = f.get("crc32c") or crc32c_file(clean_dir / f["name"])
+            out[f["name"]] = (int(f["bytes"]), crc)
+        q = clean_dir / lake.QUALITY_FILE
+        out[lake.QUALITY_FILE] = (q.stat().st_size, crc32c_file(q))
+        return out
+
+    def remote(self, color: str, year: int, month: int) -> dict[str, tuple[int, str]]:
+        prefix = self.month_prefix(color, year, month)
+        try:
+            blobs = self.client.list_blobs(self.bucket, prefix=prefix)
+            return {b.name[len(prefix) :]: (int(b.size), b.crc32c) for b in blobs}
+        except gexc.NotFound:
+            return {}
+        except gexc.GoogleAPICallError as e:
+            raise PipelineError(f"GCS gs://{self.bucket}/{prefix}: cannot list: {e}") from None
+
+    def month_complete(self, clean_dir: Path, color: str, year: int, month: int) -> bool:
+        remote = self.remote(color, year, month)
+        if not (clean_dir / lake.QUALITY_FILE).exists():
+            # The local lake was cleared; trust the bucket if its own quality file lists
+            # every data object with the sizes it recorded.
+            return self._remote_self_consistent(color, year, month, remote)
+        return all(remote.get(name) == want for name, want in self.expected(clean_dir).items())
+
+    def read_quality(self, color: str, year: int, month: int) -> dict[str, Any]:
+        """The month's _quality.json as the bucket holds it."""
+        blob = self.client.bucket(self.bucket).blob(
+            self.month_prefix(color, year, month) + lake.QUALITY_FILE
+        )
+        try:
+            return json.loads(blob.download_as_bytes())
+        except gexc.NotFound:
+            raise PipelineError(
+                f"GCS {self.uri(color, year, month, lake.QUALITY_FILE)} is missing: "
+                "run UploadGCS for the month first"
+            ) from None
+
+    def remove_month(self, color: str, year: int, month: int) -> list[str]:
+        """Delete the month's objects (to force a re-upload); return their URIs."""
+        prefix = self.month_prefix(color, year, month)
+        removed = []
+        for blob in self.client.list_blobs(self.bucket, prefix=prefix):
+            blob.delete()
+            removed.append(f"gs://{self.bucket}/{blob.name}")
+        return removed
+
+    def load_month(
+        self,
+        warehouse: Any,
+        color: str,
+        year: int,
+        month: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Load the month into ``warehouse`` (BigQuery) from its objects in the bucket, as
+        the bucket's own _quality.json describes them."""
+        quality = self.read_quality(color, year, month)
+        uris = [self.uri(color, year, month, f["name"]) for f in quality["files"]]
+        return warehouse.replace_month(color, year, month, uris, quality, progress=progress)
+
+    def _remote_self_consistent(
+        self, color: str, year: int, month: int, remote: dict[str, tuple[int, str]]
+    ) -> bool:
+        if lake.QUALITY_FILE not in remote:
+            return False
+        quality = self.read_quality(color, year, month)
+        return all(
+            f["name"] in remote
+            and remote[f["name"]][0] == int(f["bytes"])
+            and (not f.get("crc32c") or remote[f["name"]][1] == f["crc32c"])
+            for f in quality["files"]
+        )
+
+    # -- upload -----------------------------------------------------------------------------
+    def upload_month(
+        self,
+        clean_dir: Path,
+        color: str,
+        year: int,
+        month: int,
+        progress: UploadProgress | None = None,
+    ) -> list[str]:
+        """Upload what is missing or different; ``_quality.json`` last. Returns the URIs."""
+        want = self.expected(clean_dir)
+        have = self.remote(color, year, month)
+        todo = [name for name, spec in want.items() if have.get(name) != spec]
+        total = sum(want[n][0] for n in todo)
+        sent = 0
+        started = time.monotonic()
+        bucket = self.client.bucket(self.bucket)
+        for name in sorted(todo, key=lambda n: n == lake.QUALITY_FILE):
+            path = clean_dir / name
+            blob = bucket.blob(self.month_prefix(color, year, month) + name, chunk_size=CHUNK)
+            base = sent
+
+            def report(done: int, base: int = base) -> None:
+                if progress:
+                    elapsed = max(time.monotonic() - started, 1e-6)
+                    progress(base + done, total, (base + done) / elapsed)
+
+            try:
+                with open(path, "rb") as f:
+                    blob.upload_from_file(
+                        _Counting(f, report),
+                        size=want[name][0],
+                        checksum="crc32c",
+                        content_type="application/json"
+                        if name.endswith(".json")
+                        else "application/vnd.apache.parquet",
+                    )
+            except gexc.GoogleAPICallError as e:
+                raise PipelineError(f"GCS upload of {path} to {blob.name} failed: {e}") from None
+            except google_crc32c_mismatch_errors() as e:
+                raise PipelineError(
+                    f"GCS upload of {path}: the bucket's crc32c does not match the file ({e})"
+                ) from None
+            blob.reload()
+            if (int(blob.size), blob.crc32c) != want[name]:
+                raise PipelineError(
+                    f"GCS gs://{self.bucket}/{blob.name}: stored size/crc32c "
+                    f"{blob.size}/{blob.crc32c} differ from {path} {want[name]}"
+                )
+            sent += want[name][0]
+            report(0)
+        log.info(
+            "%s %04d-%02d: uploaded %d objects (%d bytes) to gs://%s/%s",
+            color,
+            year,
+            month,
+            len(todo),
+            total,
+            self.bucket,
+            self.month_prefix(color, year, month),
+        )
+        return [self.uri(color, year, month, n) for n in want]
+
+
+def google_crc32c_mismatch_errors() -> tuple[type[BaseException], ...]:
+    """The exception the resumable-upload library raises when the server's checksum differs."""
+    try:
+        from google.resumable_media import DataCorruption
+
+        return (DataCorruption,)
+    except ImportError:  # pragma: no cover - depends on the client's version
+        return ()
+
+
+class _Counting(io.RawIOBase):
+    """A read-only file wrapper that reports how many bytes the client has read."""
+
+    def __init__(self, f: Any, report: Callable[[int], None]):
+        self._f, self._report, self._done = f, report, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self._done += len(data)
+        self._report(self._done)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        pos = self._f.seek(offset, whence)
+        self._done = pos
+        return pos
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seekable(self) -> bool:
+        return True
