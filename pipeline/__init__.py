@@ -22,24 +22,31 @@ from pipeline import logsafe
 
 logsafe.install()  # before Luigi reads (and logs) the configuration
 
+from pipeline import notify  # noqa: E402,F401  (registers the failure webhook)
 from pipeline.tasks import (  # noqa: E402
+    Backfill,
     CleanParquet,
     DownloadMonth,
     DownloadZones,
+    IngestMonth,
     LoadBigQuery,
     LoadDuckDB,
     LoadPostgres,
     LoadZones,
+    MonthPublished,
     UploadGCS,
 )
 
 __all__ = [
+    "Backfill",
     "CleanParquet",
     "DownloadMonth",
     "DownloadZones",
+    "IngestMonth",
     "LoadBigQuery",
     "LoadDuckDB",
     "LoadPostgres",
     "LoadZones",
+    "MonthPublished",
     "UploadGCS",
 ]

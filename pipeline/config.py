@@ -23,6 +23,33 @@ if TYPE_CHECKING:
     from pipeline.sinks.bigquery import BigQueryWarehouse
 
 
+class TomlListParameter(luigi.ListParameter):
+    """A ListParameter that also takes a TOML array: luigi's own parses JSON text only."""
+
+    def parse(self, x):  # type: ignore[no-untyped-def]
+        if isinstance(x, list | tuple):
+            return tuple(x)
+        return super().parse(x)
+
+
+class pipeline(luigi.Config):
+    sinks = TomlListParameter(
+        default=["duckdb"], description="warehouses IngestMonth loads: duckdb, postgres, bigquery"
+    )
+    webhook_url = luigi.Parameter(
+        default="",
+        significant=False,
+        visibility=luigi.parameter.ParameterVisibility.PRIVATE,
+        description="POST a Slack-style JSON message here when a task fails (empty: off)",
+    )
+
+    def sink_names(self) -> tuple[str, ...]:
+        unknown = [s for s in self.sinks if s not in SINKS]
+        if unknown:
+            raise ValueError(f"[pipeline] sinks: unknown {unknown}; choose from {SINKS}")
+        return tuple(self.sinks)
+
+
 class source(luigi.Config):
     format = luigi.ChoiceParameter(
         choices=catalog.SOURCE_FORMATS,

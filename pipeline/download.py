@@ -165,6 +165,23 @@ def _attempt(
         tmp.unlink(missing_ok=True)
 
 
+def is_published(url: str, policy: RetryPolicy = RetryPolicy()) -> bool:
+    """Whether the source answers a HEAD for ``url`` with anything but 403/404/410.
+
+    Used to tell "not out yet" from a failure before any download starts. Anything
+    inconclusive (a 5xx, a timeout, a server that refuses HEAD) counts as published: the
+    download then decides, with its own retries."""
+    try:
+        resp = requests.head(
+            url,
+            allow_redirects=True,
+            timeout=(policy.connect_timeout, policy.read_timeout),
+        )
+    except requests.RequestException:
+        return True
+    return resp.status_code not in NOT_PUBLISHED
+
+
 def _check_status(resp: requests.Response, safe_url: str) -> None:
     code = resp.status_code
     if code in NOT_PUBLISHED:

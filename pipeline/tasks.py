@@ -12,7 +12,7 @@ from pathlib import Path
 
 import luigi
 
-from pipeline import catalog, clean, config, download, lake, zones
+from pipeline import backfill, catalog, clean, config, download, lake, zones
 from pipeline.targets import GcsMonthTarget, MonthLoadedTarget, ZonesLoadedTarget
 
 
@@ -47,10 +47,28 @@ class MonthTask(luigi.Task):
         self.set_status_message(f"COPY {done:,} of {total:,} rows")
 
 
+class MonthPublished(MonthTask):
+    """The TLC's file for the month exists (a HEAD request). An external task: when the month
+    is not out yet, Luigi reports it as a missing dependency ([retcode] missing_data), not
+    as a failure, and a backfill goes on with the other months."""
+
+    run = None  # type: ignore[assignment]  (Luigi's mark of an external task)
+
+    def complete(self) -> bool:
+        src = config.source()
+        raw = config.lake().get().raw_path(self.color, self.year, self.month, src.format)
+        return raw.exists() or download.is_published(
+            src.url(self.color, self.year, self.month), src.policy()
+        )
+
+
 class DownloadMonth(MonthTask):
     """Fetch the month's source file into {lake}/raw/{color}/ (atomic, verified, manifest)."""
 
     resources = {"downloads": 1}
+
+    def requires(self) -> MonthPublished:
+        return MonthPublished(**self.month_args)
 
     def output(self) -> luigi.LocalTarget:
         fmt = config.source().format
@@ -147,6 +165,7 @@ class LoadDuckDB(_LoadMonth):
     """The month in {color}_trips of the DuckDB file (the embedded default)."""
 
     sink_name = "duckdb"
+    resources = {"duckdb": 1}  # DuckDB allows one writing process per file
 
 
 class LoadPostgres(_LoadMonth):
@@ -187,3 +206,29 @@ class LoadBigQuery(_LoadMonth):
         self.set_status_message("loading into BigQuery")
         sink = config.sink(self.sink_name)
         config.gcs().get().load_month(sink, **self.month_args, progress=self.report_copy)
+
+
+class IngestMonth(MonthTask, luigi.WrapperTask):
+    """One month into every warehouse named in [pipeline] sinks."""
+
+    def requires(self) -> list[luigi.Task]:
+        tasks = {"duckdb": LoadDuckDB, "postgres": LoadPostgres, "bigquery": LoadBigQuery}
+        return [tasks[name](**self.month_args) for name in config.pipeline().sink_names()]
+
+
+class Backfill(luigi.WrapperTask):
+    """IngestMonth for every colour-month from --start to --end that is not done yet."""
+
+    colors = luigi.Parameter(default="yellow", description="comma list, e.g. yellow,green")
+    start = luigi.MonthParameter()
+    end = luigi.MonthParameter()
+
+    def requires(self) -> list[IngestMonth]:
+        wanted = backfill.months(backfill.parse_colors(self.colors), self.start, self.end)
+        names = config.pipeline().sink_names()
+        done = backfill.complete_months(
+            wanted, [config.sink(n) for n in names], config.lake().get()
+        )
+        return [
+            IngestMonth(color=c, year=y, month=m) for c, y, m in wanted if (c, y, m) not in done
+        ]

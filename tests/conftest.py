@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import luigi
+import luigi.execution_summary
 import pytest
 from luigi.configuration import LuigiTomlParser
 from luigi.task_register import Register
@@ -88,6 +90,12 @@ class PipelineEnv:
         _FAILURES.clear()
         return luigi.build(list(tasks), local_scheduler=True, log_level="WARNING")
 
+    def build_detailed(self, *tasks: luigi.Task) -> luigi.execution_summary.LuigiRunResult:
+        _FAILURES.clear()
+        return luigi.build(
+            list(tasks), local_scheduler=True, log_level="WARNING", detailed_summary=True
+        )
+
     def env(self) -> dict[str, str]:
         """Environment for a subprocess `luigi` run against this configuration."""
         env = dict(os.environ)
@@ -104,7 +112,9 @@ def _to_toml(sections: dict[str, dict[str, object]]) -> str:
     for name, values in sections.items():
         out.append(f"[{name}]")
         for k, v in values.items():
-            if isinstance(v, bool):
+            if isinstance(v, list | tuple):
+                out.append(f"{k} = {json.dumps(list(v))}")
+            elif isinstance(v, bool):
                 out.append(f"{k} = {'true' if v else 'false'}")
             elif isinstance(v, int | float):
                 out.append(f"{k} = {v}")
@@ -131,6 +141,9 @@ def env(tmp_path: Path, server: TLCServer) -> Iterator[PipelineEnv]:
         },
         lake={"root": str(e.lake)},
         duckdb={"path": str(e.duckdb)},
+        # luigi.toml keeps workers alive for retries 30 s later; tests of failures want the
+        # first failure. Tests of retries configure them explicitly.
+        worker={"keep_alive": False},
     )
     yield e
     LuigiTomlParser._config_paths.remove(str(e.config_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,14 +16,15 @@ from tests.tlc_server import free_port
 
 
 class Luigid:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, config: Path | None = None):
+        """``config``: a TOML file for luigid's [scheduler] settings (LUIGI_CONFIG_PATH)."""
         self.port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = open(workdir / "luigid.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "luigid"),
+                str(Path(sys.executable).parent / "tlc-luigid"),
                 "--address",
                 "127.0.0.1",
                 "--port",
@@ -34,6 +36,7 @@ class Luigid:
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **({"LUIGI_CONFIG_PATH": str(config)} if config else {})},
         )
         deadline = time.monotonic() + 30
         while True:

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from luigi.execution_summary import LuigiStatusCode
 
 from pipeline import forget, lake
 from pipeline.errors import BadSourceFile, MonthNotPublished
@@ -160,8 +161,24 @@ def test_bad_file_served_as_a_month_fails_cleanly(name, env: PipelineEnv, tlc: P
             assert rows_in_duckdb(env, "SELECT count(*) FROM yellow_trips") == [(0,)]
 
 
-def test_unpublished_month_raises_its_own_error(env: PipelineEnv):
-    assert not env.build(DownloadMonth(color="yellow", year=2031, month=1))
+def test_unpublished_month_is_missing_data_not_a_failure(env: PipelineEnv):
+    result = env.build_detailed(DownloadMonth(color="yellow", year=2031, month=1))
+    assert result.status == LuigiStatusCode.MISSING_EXT
+    assert "MonthPublished(color=yellow, year=2031, month=1)" in result.summary_text
+    assert env.failures == []
+    assert env.lake_files() == []
+    assert env.server.heads == ["/trip-data/yellow_tripdata_2031-01.parquet"]
+    assert env.server.requests == []  # no download was tried
+
+
+def test_month_withdrawn_between_check_and_download_raises_its_own_error(
+    env: PipelineEnv, tlc: Path
+):
+    env.server.publish_month(
+        "green", 2021, 1, tlc / "months" / "green_tripdata_2021-01.parquet", "parquet"
+    )
+    env.server.fail("/trip-data/green_tripdata_2021-01.parquet", Fault("status", 404))
+    assert not env.build(DownloadMonth(color="green", year=2021, month=1))
     assert len(env.failures) == 1
     assert isinstance(env.failures[0][1], MonthNotPublished)
     assert env.lake_files() == []

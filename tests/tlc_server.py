@@ -39,6 +39,7 @@ class TLCServer:
         self.root = root
         self.faults: dict[str, deque[Fault]] = {}
         self.requests: list[str] = []
+        self.heads: list[str] = []  # HEADs (publication checks) apart: faults are for GETs
         self._lock = threading.Lock()
         server = self
 
@@ -50,6 +51,9 @@ class TLCServer:
 
             def do_GET(self):
                 server._handle(self)
+
+            def do_HEAD(self):
+                server._head(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -100,6 +104,14 @@ class TLCServer:
         return self.url + "/misc/taxi_zone_lookup.csv"
 
     # -- serving ------------------------------------------------------------------------
+    def _head(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.heads.append(h.path)
+        path = self.root / h.path.split("?", 1)[0].lstrip("/")
+        h.send_response(200 if path.is_file() else 403)
+        h.send_header("Content-Length", str(path.stat().st_size if path.is_file() else 0))
+        h.end_headers()
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         with self._lock:
             self.requests.append(h.path)
@@ -116,7 +128,7 @@ class TLCServer:
             h.end_headers()
             h.wfile.write(body)
             return
-        path = self.root / h.path.lstrip("/")
+        path = self.root / h.path.split("?", 1)[0].lstrip("/")  # signed URLs carry a query
         if not path.is_file():
             body = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>"
             h.send_response(403)  # what CloudFront answers for a missing key

@@ -361,6 +361,21 @@ COMMIT TRANSACTION;
             raise PipelineError(f"BigQuery {self.dataset}: reading load markers: {e}") from None
         return max(found, key=lambda r: r["loaded_at"]) if found else None
 
+    def loaded_months(self) -> dict[tuple[str, int, int], dict[str, Any]]:
+        """Every month marker, in one tabledata.list (no job)."""
+        out: dict[tuple[str, int, int], dict[str, Any]] = {}
+        try:
+            rows = sorted(
+                (dict(r.items()) for r in self.client.list_rows(self.table_id(MARKER_TABLE))),
+                key=lambda r: r["loaded_at"],
+            )
+        except gexc.NotFound:
+            return out
+        for r in rows:
+            if r["color"] in catalog.COLORS:
+                out[(r["color"], r["year"], r["month"])] = r
+        return out
+
     def forget(self, color: str, year: int, month: int) -> bool:
         if self.loaded(color, year, month) is None:
             return False

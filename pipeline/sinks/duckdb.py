@@ -173,6 +173,22 @@ class DuckDBWarehouse:
                 return None
             return dict(zip([d[0] for d in cur.description], row, strict=True))
 
+    def loaded_months(self) -> dict[tuple[str, int, int], dict[str, Any]]:
+        """Every load marker, in one read (a backfill's bulk completion check)."""
+        if not self.path.exists():
+            return {}
+        with self.connect(read_only=True) as con:
+            exists = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                [MARKER_TABLE],
+            ).fetchone()[0]
+            if not exists:
+                return {}
+            cur = con.execute(f"SELECT * FROM {quote_ident(MARKER_TABLE)}")
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return {(r["color"], r["year"], r["month"]): r for r in rows}
+
     def forget(self, color: str, year: int, month: int) -> bool:
         """Delete the load marker, so the next run reloads the month (it replaces the rows)."""
         if self.loaded(color, year, month) is None:

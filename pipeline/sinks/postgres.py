@@ -538,6 +538,31 @@ class PostgresWarehouse:
             row = cur.fetchone()
         return None if row is None else _parse_marker(row[0], prefix)
 
+    def loaded_months(self) -> dict[tuple[str, int, int], dict[str, Any]]:
+        """Every month marker of this schema's trips tables, in one query."""
+        out: dict[tuple[str, int, int], dict[str, Any]] = {}
+        with self._errors("reading load markers"), self.connect() as conn:
+            conn.autocommit = True
+            cur = conn.cursor()
+            try:
+                cur.execute(
+                    sql.SQL(
+                        "SELECT update_id FROM {} WHERE left(update_id, %s) = %s ORDER BY inserted"
+                    ).format(sql.Identifier(PostgresTarget.marker_table)),
+                    [len(self.schema) + 1, self.schema + "."],
+                )
+            except psycopg2.errors.UndefinedTable:
+                return out
+            for (uid,) in cur.fetchall():
+                table, _, rest = uid[len(self.schema) + 1 :].partition("/")
+                ym = rest.split("/", 1)[0]
+                color = table.removesuffix("_trips")
+                if self.table is not None or color not in catalog.COLORS or len(ym) != 7:
+                    continue
+                key = (color, int(ym[:4]), int(ym[5:]))
+                out[key] = _parse_marker(uid, _prefix(self.schema, table, key[1], key[2]))
+        return out
+
     def forget(self, color: str, year: int, month: int) -> bool:
         """Delete the month's marker, so the next run reloads it (replacing its rows)."""
         with self._errors("forgetting a load marker"), self.connect() as conn:

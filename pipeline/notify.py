@@ -1,0 +1,62 @@
+"""Failure notifications beyond Luigi's own e-mail ([email]/[smtp] in luigi.toml).
+
+When ``[pipeline] webhook_url`` is set, every task failure POSTs one JSON message to it. The
+body is Slack-compatible: ``text`` is what a Slack incoming webhook shows. The structured
+fields (task, colour, month, error) are for other receivers. It never carries a password, and
+URLs in the error are stripped of credentials. A notification that cannot be sent is logged
+and otherwise ignored: it must not turn one failure into two.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from typing import Any
+
+import luigi
+import requests
+
+from pipeline import logsafe
+
+log = logging.getLogger(__name__)
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def failure_message(task: luigi.Task, exc: BaseException) -> dict[str, Any]:
+    from pipeline.download import redact_url
+
+    error = _URL.sub(lambda m: redact_url(m.group(0)), f"{type(exc).__name__}: {exc}")
+    params = logsafe.redact(task.to_str_params(only_public=True))
+    month = (
+        f"{int(params['year']):04d}-{int(params['month']):02d}"
+        if "year" in params and "month" in params
+        else None
+    )
+    return {
+        "text": f"tlc-pipeline: {task.task_id} failed on {socket.gethostname()}: {error}",
+        "task": task.task_family,
+        "task_id": task.task_id,
+        "params": params,
+        "color": params.get("color"),
+        "month": month,
+        "error": error,
+        "host": socket.gethostname(),
+    }
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def post_failure(task: luigi.Task, exc: BaseException) -> None:
+    from pipeline import config
+
+    url = config.pipeline().webhook_url
+    if not url:
+        return
+    try:
+        resp = requests.post(url, json=failure_message(task, exc), timeout=(5, 10))
+        resp.raise_for_status()
+    except requests.RequestException as e:
+        from pipeline.download import redact_url, scrub
+
+        log.warning("failure webhook %s: %s", redact_url(url), scrub(str(e), url))

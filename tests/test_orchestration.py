@@ -1,0 +1,309 @@
+"""Orchestration against a real luigid: backfills, exit codes, retries, notifications, and
+three workers sharing one scheduler and one lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline import backfill, catalog
+from pipeline.synthetic import write_yellow_month
+from tests.conftest import PipelineEnv, _to_toml
+from tests.luigid import Luigid
+from tests.tlc_server import Fault
+
+LUIGI = str(Path(sys.executable).parent / "luigi")
+RETCODE = {"missing_data": 20, "task_failed": 30, "scheduling_error": 35}
+
+
+@pytest.fixture
+def luigid(tmp_path: Path) -> Luigid:
+    cfg = tmp_path / "luigid.toml"
+    cfg.write_text(
+        _to_toml(
+            {
+                "scheduler": {
+                    "retry_delay": 1,
+                    "retry_count": 2,
+                    "disable_window": 600,
+                    "prune_on_get_work": True,
+                }
+            }
+        )
+    )
+    d = Luigid(tmp_path / "luigid", config=cfg)
+    yield d
+    d.stop()
+
+
+def run_luigi(
+    env: PipelineEnv, luigid: Luigid, *args: str, keep_alive: bool = False, timeout: float = 300
+):
+    env.configure(
+        core={"scheduler_host": "127.0.0.1", "scheduler_port": luigid.port},
+        worker={"keep_alive": keep_alive},
+    )
+    return subprocess.run(
+        [LUIGI, "--module", "pipeline", *args],
+        env=env.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def yellow_months(env: PipelineEnv, months: list[tuple[int, int]], rows: int = 3000) -> None:
+    for y, m in months:
+        src = write_yellow_month(env.root / "src" / f"y{y}{m:02d}.parquet", rows, y, m, seed=m)
+        env.server.publish_month("yellow", y, m, src, "parquet")
+
+
+# --- planning ---------------------------------------------------------------------------------
+@given(
+    start=st.dates(dt.date(2008, 1, 1), dt.date(2027, 12, 1)),
+    span=st.integers(0, 40),
+    colors=st.lists(st.sampled_from(catalog.COLORS), min_size=1, max_size=4, unique=True),
+)
+def test_backfill_months_are_exact(start: dt.date, span: int, colors: list[str]):
+    end_index = start.year * 12 + start.month - 1 + span
+    end = dt.date(end_index // 12, end_index % 12 + 1, 1)
+    today = dt.date(2026, 11, 24)
+    got = backfill.months(colors, start, end, today)
+    assert len(got) == len(set(got))  # no month twice
+    for color, y, m in got:
+        assert catalog.FIRST_MONTH[color] <= (y, m) <= (today.year, today.month)
+        assert (start.year, start.month) <= (y, m) <= (end.year, end.month)
+    for color in colors:  # and none missing in between
+        ms = [y * 12 + m for c, y, m in got if c == color]
+        assert ms == list(range(ms[0], ms[0] + len(ms))) if ms else True
+
+
+def test_colors_are_checked():
+    assert backfill.parse_colors("yellow, green") == ["yellow", "green"]
+    with pytest.raises(ValueError, match="comma list"):
+        backfill.parse_colors("yellow,purple")
+
+
+# --- backfill and exit codes against luigid ------------------------------------------------
+def test_backfill_runs_what_is_missing_and_reports_unpublished_months(
+    env: PipelineEnv, luigid: Luigid
+):
+    yellow_months(env, [(2021, 1), (2021, 2)])  # 2021-03 is "not published yet"
+    args = ["Backfill", "--colors", "yellow", "--start", "2021-01", "--end", "2021-03"]
+    first = run_luigi(env, luigid, *args)
+    assert first.returncode == RETCODE["missing_data"], first.stderr[-3000:]
+    out = first.stdout + first.stderr
+    assert "MonthPublished(color=yellow, year=2021, month=3)" in out
+    assert "were missing external dependencies" in out
+    with duckdb.connect(str(env.duckdb), read_only=True) as con:
+        months = con.execute(
+            "SELECT month FROM _pipeline_loads WHERE color = 'yellow' ORDER BY 1"
+        ).fetchall()
+    assert months == [(1,), (2,)]
+    assert luigid.tasks("DONE")  # the central scheduler saw the work
+
+    # A rerun once March is out: only March is scheduled and loaded.
+    yellow_months(env, [(2021, 3)])
+    gets_before = list(env.server.requests)
+    second = run_luigi(env, luigid, *args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    new = env.server.requests[len(gets_before) :]
+    assert [r for r in new if "tripdata" in r] == ["/trip-data/yellow_tripdata_2021-03.parquet"]
+
+
+def test_exit_code_for_a_failed_task(env: PipelineEnv, luigid: Luigid, tlc: Path):
+    env.server.publish_month(
+        "yellow", 2022, 1, tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet",
+        "parquet",
+    )  # fmt: skip
+    run = run_luigi(env, luigid, "IngestMonth", "--year", "2022", "--month", "1")
+    assert run.returncode == RETCODE["task_failed"], run.stderr[-3000:]
+    assert "BadSourceFile" in run.stdout + run.stderr
+
+
+def test_exit_code_for_a_scheduling_failure(env: PipelineEnv, luigid: Luigid):
+    env.configure(pipeline={"sinks": ["nowhere"]})
+    run = run_luigi(env, luigid, "IngestMonth", "--year", "2021", "--month", "1")
+    assert run.returncode == RETCODE["scheduling_error"], run.stderr[-3000:]
+    assert "unknown ['nowhere']" in run.stdout + run.stderr
+
+
+def test_transient_failure_is_retried_within_the_run_and_bad_file_is_disabled(
+    env: PipelineEnv, luigid: Luigid, tlc: Path
+):
+    # One download attempt per run of the task: the scheduler's retry does the retrying.
+    env.configure(source={"attempts": 1})
+    yellow_months(env, [(2021, 1)])
+    env.server.fail("/trip-data/yellow_tripdata_2021-01.parquet", Fault("status", 503))
+    ok = run_luigi(env, luigid, "DownloadMonth", "--year", "2021", "--month", "1", keep_alive=True)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert env.server.count("yellow_tripdata_2021-01") == 2  # failed once, retried, done
+
+    env.server.publish_month(
+        "yellow", 2022, 1, tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet",
+        "parquet",
+    )  # fmt: skip
+    bad = run_luigi(env, luigid, "DownloadMonth", "--year", "2022", "--month", "1", keep_alive=True)
+    assert bad.returncode == RETCODE["task_failed"], bad.stderr[-3000:]
+    # retry_count = 2: tried twice, then disabled, not retried forever
+    assert env.server.count("yellow_tripdata_2022-01") == 2
+    disabled = luigid.tasks("DISABLED")
+    [(task_id, info)] = [(k, v) for k, v in disabled.items() if "2022" in k]
+    assert info["name"] == "DownloadMonth"
+    explanation = luigid.api("fetch_error", {"task_id": task_id})
+    assert "an HTML page, not a parquet file" in explanation["error"]
+
+
+# --- notifications --------------------------------------------------------------------------
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_failure_sends_email_and_webhook_without_secrets(
+    env: PipelineEnv, luigid: Luigid, tlc: Path
+):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink as _  # noqa: F401  (import check)
+
+    mails: list[bytes] = []
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            mails.append(envelope.content)
+            return "250 OK"
+
+    from tests.tlc_server import free_port
+
+    smtp = Controller(Collect(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    _Hook.received = []
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    secret = "hunter2-Secret-pw"
+    try:
+        env.configure(
+            email={"receiver": "ops@example.org", "force_send": True, "sender": "tlc@localhost"},
+            smtp={"host": "127.0.0.1", "port": smtp.port},
+            pipeline={"webhook_url": f"http://127.0.0.1:{hook.server_address[1]}/hook"},
+            postgres={"password": secret},
+            source={
+                # a signed-URL-like template: its token must not reach any message
+                "parquet_url": env.server.parquet_template + f"?token={secret}",
+            },
+        )
+        env.server.publish_month(
+            "yellow", 2022, 1, tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet",
+            "parquet",
+        )  # fmt: skip
+        run = run_luigi(env, luigid, "DownloadMonth", "--year", "2022", "--month", "1")
+        assert run.returncode == RETCODE["task_failed"], run.stderr[-3000:]
+    finally:
+        smtp.stop()
+        hook.shutdown()
+
+    assert len(_Hook.received) == 1
+    msg = _Hook.received[0]
+    assert msg["task"] == "DownloadMonth"
+    assert msg["color"] == "yellow"
+    assert msg["month"] == "2022-01"
+    assert "BadSourceFile" in msg["error"]
+    assert "DownloadMonth" in msg["text"]
+    assert secret not in json.dumps(msg)
+
+    assert len(mails) == 1
+    mail = email.message_from_bytes(mails[0])
+    body = "".join(
+        part.get_payload(decode=True).decode(errors="replace")
+        for part in mail.walk()
+        if part.get_content_maintype() == "text"
+    )
+    assert "DownloadMonth" in mail["Subject"] + body
+    assert "2022" in body
+    assert "BadSourceFile" in body
+    assert secret not in body + mail["Subject"]
+
+
+# --- three workers, one scheduler, one lake --------------------------------------------------
+def test_three_workers_share_one_backfill_and_run_each_task_once(
+    env: PipelineEnv, luigid: Luigid, pg_database
+):
+    months = [(2021, m) for m in range(1, 7)]
+    yellow_months(env, months)
+    env.configure(
+        core={"scheduler_host": "127.0.0.1", "scheduler_port": luigid.port},
+        worker={"keep_alive": True},
+        pipeline={"sinks": ["duckdb", "postgres"]},
+        postgres={
+            "host": pg_database.host,
+            "port": pg_database.port,
+            "database": pg_database.database,
+            "user": pg_database.user,
+            "schema": f"workers_{luigid.port}",
+        },
+        resources={"duckdb": 1, "downloads": 2, "postgres_loads": 2},
+    )
+    args = ["Backfill", "--colors", "yellow", "--start", "2021-01", "--end", "2021-06"]
+    procs = [
+        subprocess.Popen(
+            [LUIGI, "--module", "pipeline", *args, "--no-lock", "--log-level", "INFO"],
+            env=env.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs[0][-3000:]
+
+    # Each task ran in exactly one worker: count the workers' own "done" lines.
+    for y, m in months:
+        for family in ("DownloadMonth", "CleanParquet", "LoadDuckDB", "LoadPostgres"):
+            task = f"{family}(color=yellow, year={y}, month={m})"
+            ran = sum(o.count(f"done      {task}") for o in outs)
+            assert ran == 1, f"{task} ran {ran} times"
+        assert env.server.count(f"yellow_tripdata_{y}-{m:02d}") == 1  # one download
+    # and every count is exact, once
+    with duckdb.connect(str(env.duckdb), read_only=True) as con:
+        per_month = dict(
+            con.execute(
+                "SELECT month(pickup_datetime), count(*) FROM yellow_trips GROUP BY 1"
+            ).fetchall()
+        )
+        markers = con.execute("SELECT month, rows FROM _pipeline_loads WHERE color='yellow'")
+        marker_rows = dict(markers.fetchall())
+    assert per_month == marker_rows
+    assert sorted(per_month) == [m for _, m in months]
+    conn = pg_database.connect()
+    cur = conn.cursor()
+    cur.execute(
+        f'SELECT extract(month FROM pickup_datetime)::int, count(*) FROM "workers_{luigid.port}"'
+        ".yellow_trips GROUP BY 1"
+    )
+    assert dict(cur.fetchall()) == per_month
+    cur.execute(f'DROP SCHEMA "workers_{luigid.port}" CASCADE')
+    conn.commit()
+    conn.close()
