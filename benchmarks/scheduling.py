@@ -36,6 +36,48 @@ COLORS = ("yellow", "green", "fhv", "fhvhv")
 START, END = dt.date(2015, 1, 1), dt.date(2024, 12, 1)
 
 
+def add_bigquery_markers(root: Path, endpoint: str, project: str, dataset: str) -> None:
+    """The same months as complete in BigQuery: one load job of marker rows."""
+    import pyarrow as pa
+
+    from pipeline import backfill
+    from pipeline.sinks.bigquery import (
+        _MARKER_COLUMNS,
+        MARKER_TABLE,
+        BigQueryWarehouse,
+        bigquery_client,
+    )
+
+    wh = BigQueryWarehouse(bigquery_client(project, "US", endpoint), dataset)
+    wh._ensure_dataset()
+    wh._ensure_marker()
+    months = backfill.months(COLORS, START, END)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cols = {k: [] for k in _MARKER_COLUMNS}
+    for color, y, m in months:
+        for k, v in zip(
+            _MARKER_COLUMNS,
+            (color, y, m, 1000, "src", f"{color}{y}{m:02d}", "crc", "l", "q", now),
+            strict=True,
+        ):
+            cols[k].append(v)
+    from google.cloud import bigquery
+
+    table = pa.table(cols)
+    import io
+
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    buf.seek(0)
+    wh.client.load_table_from_file(
+        buf,
+        wh.table_id(MARKER_TABLE),
+        job_config=bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET),
+    ).result()
+
+
 def build(root: Path) -> int:
     import duckdb
 
@@ -90,15 +132,38 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--bigquery",
+        action="store_true",
+        help="also load into BigQuery: sinks duckdb+bigquery, against the local emulators",
+    )
     args = ap.parse_args()
+    if args.bigquery:
+        import contextlib
+
+        from tests import gcp_emulators
+
+        stack = contextlib.ExitStack()
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-emu-")))
+        gcs = stack.enter_context(gcp_emulators.fake_gcs(work))
+        bq = stack.enter_context(gcp_emulators.local_bigquery(work, gcs.root))
+        os.environ["STORAGE_EMULATOR_HOST"] = gcs.url
     with tempfile.TemporaryDirectory(prefix="bench-sched-") as tmp:
         root = Path(tmp)
         n = build(root)
         cfg = root / "bench.toml"
-        cfg.write_text(
+        text = (
             f'[lake]\nroot = "{root / "lake"}"\n[duckdb]\npath = "{root / "warehouse.duckdb"}"\n'
             '[core]\nlog_level = "WARNING"\n'
         )
+        if args.bigquery:
+            add_bigquery_markers(root, bq.endpoint, bq.project, "bench")
+            text += (
+                '[pipeline]\nsinks = ["duckdb", "bigquery"]\n'
+                f'[bigquery]\nproject = "{bq.project}"\ndataset = "bench"\n'
+                f'api_endpoint = "{bq.endpoint}"\n'
+            )
+        cfg.write_text(text)
         env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
         luigi = str(Path(sys.executable).parent / "luigi")
         backfill_cmd = [
@@ -107,7 +172,10 @@ def main() -> None:
         ]  # fmt: skip
         ours = [timed(backfill_cmd, env) for _ in range(args.runs)]
         base = [timed([sys.executable, "-c", BASELINE % (COLORS,)], env) for _ in range(args.runs)]
-    print(f"{n} colour-months, all complete, medians of {args.runs} runs (whole process):")
+    if args.bigquery:
+        stack.close()
+    sinks = "duckdb + bigquery (emulator)" if args.bigquery else "duckdb"
+    print(f"{n} colour-months in {sinks}, all complete, medians of {args.runs} runs:")
     print("| backfill | wall s |")
     print("|---|---|")
     print(f"| Backfill (bulk marker read) | {statistics.median(ours):.2f} |")

@@ -307,3 +307,52 @@ def test_three_workers_share_one_backfill_and_run_each_task_once(
     cur.execute(f'DROP SCHEMA "workers_{luigid.port}" CASCADE')
     conn.commit()
     conn.close()
+
+
+# --- task history in PostgreSQL -------------------------------------------------------------
+def test_luigid_records_task_history_in_postgres(env: PipelineEnv, tmp_path: Path, pg_database):
+    """luigi 3.8.1's db_task_history works with SQLAlchemy 2 on PostgreSQL (the reported
+    crashes, luigi#3227/#3320, are SQLite ones). No password in the URL: libpq's PGPASSWORD
+    or ~/.pgpass supply it."""
+    import urllib.request
+
+    c = pg_database
+    cfg = tmp_path / "history.toml"
+    cfg.write_text(
+        _to_toml(
+            {
+                "scheduler": {"record_task_history": True},
+                "task_history": {
+                    "db_connection": f"postgresql+psycopg2://{c.user}@{c.host}:{c.port}/{c.database}"
+                },
+            }
+        )
+    )
+    d = Luigid(tmp_path / "luigid-history", config=cfg)
+    try:
+        yellow_months(env, [(2021, 1)])
+        run = run_luigi(env, d, "DownloadMonth", "--year", "2021", "--month", "1")
+        assert run.returncode == 0, run.stderr[-3000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{d.port}/history", timeout=10) as r:
+            assert r.status == 200
+            assert "DownloadMonth" in r.read().decode()
+    finally:
+        d.stop()
+    conn = pg_database.connect()
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT t.name, array_agg(e.event_name ORDER BY e.ts) FROM tasks t"
+        " JOIN task_events e ON e.task_id = t.id WHERE t.name = 'DownloadMonth' GROUP BY 1"
+    )
+    [(_, events)] = cur.fetchall()
+    assert events[-1] == "DONE"
+    assert "RUNNING" in events
+    cur.execute(
+        "SELECT p.name, p.value FROM task_parameters p JOIN tasks t ON t.id = p.task_id"
+        " WHERE t.name = 'DownloadMonth' ORDER BY 1"
+    )
+    assert cur.fetchall() == [("color", "yellow"), ("month", "1"), ("year", "2021")]
+    for table in ("task_parameters", "task_events", "tasks"):
+        cur.execute(f"DROP TABLE {table} CASCADE")
+    conn.commit()
+    conn.close()
