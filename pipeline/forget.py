@@ -35,7 +35,7 @@ def forget(
     return done
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tlc-forget", description=__doc__.split("\n\n")[0])
     p.add_argument("--color", default="yellow", choices=catalog.COLORS)
     p.add_argument("--year", type=int, required=True)
@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         default="duckdb",
         help="whose load marker to drop (default duckdb; 'all' needs every sink reachable)",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     sinks = config.SINKS if args.sink == "all" else (args.sink,)
     removed = forget(args.color, args.year, args.month, args.start, sinks)
     for item in removed:
