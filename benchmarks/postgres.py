@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import peak_rss_mb  # noqa: E402  (benchmarks/, the script's own folder)
+
 SIZES = (1_369_769, 7_696_617)
 COURSE_ROWS = 300_000
 
@@ -139,15 +141,6 @@ def dump_rows(db: str, table: str, dest: Path) -> None:
 
 def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux carries the parent's RSS at
-    fork into a child's ru_maxrss, which made children of a big parent look big."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main() -> None:

@@ -70,6 +70,12 @@ def yellow_months(env: PipelineEnv, months: list[tuple[int, int]], rows: int = 3
         env.server.publish_month("yellow", y, m, src, "parquet")
 
 
+def publish_bad_month(env: PipelineEnv, tlc: Path) -> None:
+    """yellow 2022-01 served as the real CloudFront HTML error page saved as .parquet."""
+    bad = tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet"
+    env.server.publish_month("yellow", 2022, 1, bad, "parquet")
+
+
 # --- planning ---------------------------------------------------------------------------------
 @given(
     start=st.dates(dt.date(2008, 1, 1), dt.date(2027, 12, 1)),
@@ -124,10 +130,7 @@ def test_backfill_runs_what_is_missing_and_reports_unpublished_months(
 
 
 def test_exit_code_for_a_failed_task(env: PipelineEnv, luigid: Luigid, tlc: Path):
-    env.server.publish_month(
-        "yellow", 2022, 1, tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet",
-        "parquet",
-    )  # fmt: skip
+    publish_bad_month(env, tlc)
     run = run_luigi(env, luigid, "IngestMonth", "--year", "2022", "--month", "1")
     assert run.returncode == RETCODE["task_failed"], run.stderr[-3000:]
     assert "BadSourceFile" in run.stdout + run.stderr
@@ -151,10 +154,7 @@ def test_transient_failure_is_retried_within_the_run_and_bad_file_is_disabled(
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert env.server.count("yellow_tripdata_2021-01") == 2  # failed once, retried, done
 
-    env.server.publish_month(
-        "yellow", 2022, 1, tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet",
-        "parquet",
-    )  # fmt: skip
+    publish_bad_month(env, tlc)
     bad = run_luigi(env, luigid, "DownloadMonth", "--year", "2022", "--month", "1", keep_alive=True)
     assert bad.returncode == RETCODE["task_failed"], bad.stderr[-3000:]
     # retry_count = 2: tried twice, then disabled, not retried forever
@@ -213,10 +213,7 @@ def test_failure_sends_email_and_webhook_without_secrets(
                 "parquet_url": env.server.parquet_template + f"?token={secret}",
             },
         )
-        env.server.publish_month(
-            "yellow", 2022, 1, tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet",
-            "parquet",
-        )  # fmt: skip
+        publish_bad_month(env, tlc)
         run = run_luigi(env, luigid, "DownloadMonth", "--year", "2022", "--month", "1")
         assert run.returncode == RETCODE["task_failed"], run.stderr[-3000:]
     finally:

@@ -154,27 +154,15 @@ class DuckDBWarehouse:
         return rows
 
     def loaded(self, color: str, year: int, month: int) -> dict[str, Any] | None:
-        if not self.path.exists():
-            return None
-        with self.connect(read_only=True) as con:
-            exists = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                [MARKER_TABLE],
-            ).fetchone()[0]
-            if not exists:
-                return None
-            cur = con.execute(
-                f"SELECT * FROM {quote_ident(MARKER_TABLE)}"
-                " WHERE color = ? AND year = ? AND month = ?",
-                [color, year, month],
-            )
-            row = cur.fetchone()
-            if row is None:
-                return None
-            return dict(zip([d[0] for d in cur.description], row, strict=True))
+        return self._markers(
+            "WHERE color = ? AND year = ? AND month = ?", [color, year, month]
+        ).get((color, year, month))
 
     def loaded_months(self) -> dict[tuple[str, int, int], dict[str, Any]]:
         """Every load marker, in one read (a backfill's bulk completion check)."""
+        return self._markers("", [])
+
+    def _markers(self, where: str, params: list[Any]) -> dict[tuple[str, int, int], dict[str, Any]]:
         if not self.path.exists():
             return {}
         with self.connect(read_only=True) as con:
@@ -184,7 +172,7 @@ class DuckDBWarehouse:
             ).fetchone()[0]
             if not exists:
                 return {}
-            cur = con.execute(f"SELECT * FROM {quote_ident(MARKER_TABLE)}")
+            cur = con.execute(f"SELECT * FROM {quote_ident(MARKER_TABLE)} {where}", params)
             names = [d[0] for d in cur.description]
             rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         return {(r["color"], r["year"], r["month"]): r for r in rows}
