@@ -5,12 +5,6 @@
 
 import os
 
-# Luigi only reads luigi.toml when LUIGI_CONFIG_PARSER=toml, and silently ignores it otherwise
-# (luigi#2907). luigi 3.8 asks for the parser each time the config is first read, and
-# `luigi --module pipeline` imports this package before it reads any config, so choosing TOML
-# here makes the repository's luigi.toml (and a LUIGI_CONFIG_PATH=*.toml) take effect.
-# An explicit LUIGI_CONFIG_PARSER still wins.
-os.environ.setdefault("LUIGI_CONFIG_PARSER", "toml")
 # Arrow reads this when its default pool is first used. jemalloc returns freed memory to the
 # OS sooner than mimalloc (Arrow's usual default): a clean's peak RSS is ~25 % lower with
 # jemalloc (pipeline/clean.py, benchmarks/README.md). A user's own choice wins.
@@ -18,9 +12,14 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 __version__ = "0.1.0"
 
-from pipeline import logsafe
+from pipeline import bootstrap, logsafe
 
 logsafe.install()  # before Luigi reads (and logs) the configuration
+bootstrap.install()  # TOML, and the package's defaults under ./luigi.toml (pipeline/bootstrap.py)
+
+from pipeline import preflight  # noqa: E402
+
+preflight.check_scheduler()  # `luigi --module pipeline ...` against a luigid that is down
 
 from pipeline import notify  # noqa: E402,F401  (registers the failure webhook)
 from pipeline.tasks import (  # noqa: E402

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pipeline import catalog, lake, sinks
+from pipeline.errors import BadParameter
 
 Month = tuple[str, int, int]  # (colour, year, month)
 
@@ -26,7 +27,7 @@ def parse_colors(text: str) -> list[str]:
     colors = [c.strip() for c in text.split(",") if c.strip()]
     unknown = [c for c in colors if c not in catalog.COLORS]
     if unknown or not colors:
-        raise ValueError(f"--colors {text!r}: expected a comma list of {catalog.COLORS}")
+        raise BadParameter(f"--colors {text!r}: expected a comma list of {catalog.COLORS}")
     return colors
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from pipeline.errors import BadParameter
+
 COLORS: tuple[str, ...] = ("yellow", "green", "fhv", "fhvhv")
 
 # The first month the TLC published for each colour. Asking for an earlier month is a
@@ -501,12 +503,14 @@ ERAS: tuple[Era, ...] = (
 def check_month(color: str, year: int, month: int) -> None:
     """Reject a colour/month the TLC never published, before anything is downloaded."""
     if color not in COLORS:
-        raise ValueError(f"unknown colour {color!r}: expected one of {', '.join(COLORS)}")
+        raise BadParameter(f"unknown colour {color!r}: expected one of {', '.join(COLORS)}")
     if not 1 <= month <= 12:
-        raise ValueError(f"month must be 1..12, got {month}")
+        raise BadParameter(f"month must be 1..12, got {month}")
+    if not 1900 <= year <= 9999:
+        raise BadParameter(f"year must be four digits, got {year}")
     if (year, month) < FIRST_MONTH[color]:
         fy, fm = FIRST_MONTH[color]
-        raise ValueError(
+        raise BadParameter(
             f"{color} trips start in {fy:04d}-{fm:02d}; {year:04d}-{month:02d} never existed"
         )
 

@@ -56,22 +56,39 @@ class source(luigi.Config):
         default="parquet",
         description="parquet (the TLC CDN) or csv.gz (the course's mirror)",
     )
-    parquet_url = luigi.Parameter(default=catalog.DEFAULT_PARQUET_URL)
-    csv_url = luigi.Parameter(default=catalog.DEFAULT_CSV_URL)
-    zones_url = luigi.Parameter(default=catalog.DEFAULT_ZONES_URL)
+    parquet_url = luigi.Parameter(
+        default=catalog.DEFAULT_PARQUET_URL, description="URL template of the TLC's parquet"
+    )
+    csv_url = luigi.Parameter(
+        default=catalog.DEFAULT_CSV_URL, description="URL template of the course's csv.gz"
+    )
+    zones_url = luigi.Parameter(
+        default=catalog.DEFAULT_ZONES_URL, description="URL of the taxi zone lookup CSV"
+    )
     attempts = luigi.IntParameter(
         default=5, description="tries per download, transient faults only"
     )
     backoff = luigi.FloatParameter(default=1.0, description="first retry delay in s, doubling")
-    connect_timeout = luigi.FloatParameter(default=10.0)
-    read_timeout = luigi.FloatParameter(default=60.0)
+    connect_timeout = luigi.FloatParameter(default=10.0, description="seconds to connect")
+    read_timeout = luigi.FloatParameter(
+        default=60.0, description="seconds without a byte before an attempt times out"
+    )
+    unreachable_for = luigi.FloatParameter(
+        default=10.0, description="seconds to keep retrying a host that cannot be reached"
+    )
 
     def url(self, color: str, year: int, month: int) -> str:
         template = self.parquet_url if self.format == "parquet" else self.csv_url
         return catalog.source_url(template, color, year, month)
 
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.attempts, self.backoff, self.connect_timeout, self.read_timeout)
+        return RetryPolicy(
+            self.attempts,
+            self.backoff,
+            self.connect_timeout,
+            self.read_timeout,
+            self.unreachable_for,
+        )
 
 
 class lake(luigi.Config):
@@ -94,21 +111,22 @@ class duckdb(luigi.Config):
 class postgres(luigi.Config):
     """libpq's PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD and PGPASSFILE win over these."""
 
-    host = luigi.Parameter(default="localhost")
-    port = luigi.IntParameter(default=5432)
-    database = luigi.Parameter(default="ny_taxi")
-    user = luigi.Parameter(default="postgres")
+    host = luigi.Parameter(default="localhost", description="server host (PGHOST wins)")
+    port = luigi.IntParameter(default=5432, description="server port (PGPORT wins)")
+    database = luigi.Parameter(default="ny_taxi", description="database (PGDATABASE wins)")
+    user = luigi.Parameter(default="postgres", description="user (PGUSER wins)")
     # Allowed, discouraged: use PGPASSWORD or a ~/.pgpass file. Private, so Luigi never shows it.
     password = luigi.Parameter(
         default="",
         significant=False,
         visibility=luigi.parameter.ParameterVisibility.PRIVATE,
+        description="discouraged: use PGPASSWORD or ~/.pgpass",
     )
     schema = luigi.Parameter(default="public", description="schema of the trips and zone tables")
     lock_timeout = luigi.FloatParameter(
         default=60.0, description="seconds the month swap waits for readers' locks"
     )
-    connect_timeout = luigi.IntParameter(default=10)
+    connect_timeout = luigi.IntParameter(default=10, description="seconds to connect")
     copy_streams = luigi.IntParameter(
         default=2, description="parallel binary COPY streams per month load"
     )
@@ -141,7 +159,7 @@ class gcs(luigi.Config):
 
 class bigquery(luigi.Config):
     project = luigi.Parameter(default="", description="project of the dataset; empty: from ADC")
-    dataset = luigi.Parameter(default="tlc")
+    dataset = luigi.Parameter(default="tlc", description="dataset, created on first use")
     location = luigi.Parameter(default="US", description="dataset and job location")
     api_endpoint = luigi.Parameter(
         default="", description="emulators only: http://host:port, with anonymous credentials"

@@ -10,7 +10,9 @@ Unlike a bare ``luigi`` command, it:
 - treats a month that is not published yet as normal (exit 0, with a log line);
 - refuses to fall back to a local scheduler unless ``[cron] local_scheduler = true``: a luigid
   that is down is an operations problem, not a reason to run unseen;
-- logs to a rotating file as well as stdout, with one summary line per run.
+- logs to a rotating file as well as stderr, with one summary line per run;
+- ends in bounded time: a month that is not out yet, an unreachable source or a failed task
+  ends the run within the bounds of docs/operations.md, never waits for luigid's retry.
 
 Exit codes: 0 done (or only months not published yet), 1 something failed, 3 the scheduler
 is unreachable, 4 another run holds the lock, 2 bad arguments.
@@ -24,17 +26,19 @@ import datetime as dt
 import fcntl
 import logging
 import logging.handlers
+import os
 import sys
-import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import luigi
 
-import pipeline  # noqa: F401  (selects the TOML config parser)
-from pipeline import backfill, config
+import pipeline  # noqa: F401  (the package's configuration layers)
+from pipeline import backfill, config, preflight
 from pipeline.config import TomlListParameter
+from pipeline.errors import BadParameter, PipelineError
+from pipeline.tasks import NOT_PUBLISHED, Backfill, MonthTask
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SCHEDULER, EXIT_LOCKED = 0, 1, 2, 3, 4
 
@@ -42,14 +46,22 @@ log = logging.getLogger("tlc-cron")
 
 
 class cron(luigi.Config):  # noqa: N801  (the TOML section's name)
-    colors = TomlListParameter(default=["yellow", "green"])
-    catch_up_months = luigi.IntParameter(default=3)
+    colors = TomlListParameter(default=["yellow", "green"], description="colours to keep ingested")
+    catch_up_months = luigi.IntParameter(
+        default=3, description="how many of the latest published months to ensure"
+    )
     publication_lag_days = luigi.IntParameter(
         default=60, description="days after a month's end when the TLC has published it"
     )
-    local_scheduler = luigi.BoolParameter(default=False)
-    lock_file = luigi.Parameter(default="data/tlc-cron.lock")
-    log_file = luigi.Parameter(default="data/logs/tlc-cron.log")
+    local_scheduler = luigi.BoolParameter(
+        default=False, description="run without luigid (otherwise a luigid that is down fails)"
+    )
+    lock_file = luigi.Parameter(
+        default="data/tlc-cron.lock", description="one run at a time: the lock"
+    )
+    log_file = luigi.Parameter(
+        default="data/logs/tlc-cron.log", description="rotating log (10 MB x 5)"
+    )
 
     def color_list(self) -> list[str]:
         colors = list(self.colors) if not isinstance(self.colors, str) else [self.colors]
@@ -80,65 +92,70 @@ def single_run(lock_path: Path) -> Iterator[bool]:
             return
         f.seek(0)
         f.truncate()
-        f.write(f"{__import__('os').getpid()}\n")
+        f.write(f"{os.getpid()}\n")
         f.flush()
         yield True
 
 
-def scheduler_reachable() -> str | None:
-    """None if luigid answers, else why not."""
-    core = luigi.interface.core()
-    url = f"http://{core.scheduler_host}:{core.scheduler_port}/api/ping"
-    try:
-        with urllib.request.urlopen(url + "?data=%7B%22worker%22%3A%22tlc-cron%22%7D", timeout=5):
-            return None
-    except OSError as e:
-        return f"luigid at {core.scheduler_host}:{core.scheduler_port} is unreachable ({e})"
-
-
 def setup_logging(log_file: Path) -> None:
+    """The [logging] configuration of every run, plus the rotating file, for every logger."""
+    from luigi.setup_logging import InterfaceLogging
+
+    InterfaceLogging.setup()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
-    handlers: list[logging.Handler] = [
-        logging.handlers.RotatingFileHandler(log_file, maxBytes=10 << 20, backupCount=5),
-        logging.StreamHandler(sys.stdout),
-    ]
-    for h in handlers:
-        h.setFormatter(fmt)
-        log.addHandler(h)
+    handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=10 << 20, backupCount=5)
+    root = logging.getLogger()
+    for existing in root.handlers[:1]:  # the same format and filters as the console
+        handler.setFormatter(existing.formatter)
+        for f in existing.filters:
+            handler.addFilter(f)
+    root.addHandler(handler)
     log.setLevel(logging.INFO)
-    log.propagate = False
 
 
-FAILED_GROUPS = ("failed", "scheduling_error", "upstream_failure", "upstream_scheduling_error")
+Month = tuple[str, int, int]
 
 
-def summarize(result: Any) -> dict[str, list[str]]:
-    """IngestMonth tasks by outcome, from Luigi's own summary of the run."""
-    from luigi.execution_summary import _summary_dict
+@dataclass
+class Outcome:
+    """What happened to each month in this run, from Luigi's events (workers = 1, so every
+    event fires in this process)."""
 
-    groups = _summary_dict(result.worker)
+    failed: set[Month] = field(default_factory=set)
+    not_published: set[Month] = field(default_factory=set)
+    unknown: set[Month] = field(default_factory=set)  # complete() raised, or data missing
 
-    def months(keys: tuple[str, ...], family: str = "IngestMonth") -> list[str]:
-        return sorted(
-            f"{t.color} {t.year:04d}-{t.month:02d}"
-            for k in keys
-            for t in groups.get(k, ())
-            if t.task_family == family
-        )
+    def listen(self) -> None:
+        def key(task: luigi.Task) -> Month | None:
+            if isinstance(task, MonthTask):
+                return (task.color, task.year, task.month)
+            return None
 
-    return {
-        "done": months(("completed",)),
-        "not_published": months(("still_pending_ext",), "MonthPublished"),
-        "failed": sorted(
-            {
-                f"{t.color} {t.year:04d}-{t.month:02d}"
-                for k in FAILED_GROUPS
-                for t in groups.get(k, ())
-                if hasattr(t, "year")
-            }
-        ),
-    }
+        def failed(task: luigi.Task, *_: object) -> None:
+            if (k := key(task)) is not None:
+                self.failed.add(k)
+
+        def missing(task: luigi.Task) -> None:
+            if (k := key(task)) is not None:
+                self.unknown.add(k)
+
+        def unpublished(task: luigi.Task) -> None:
+            if (k := key(task)) is not None:
+                self.not_published.add(k)
+
+        luigi.Task.event_handler(luigi.Event.FAILURE)(failed)
+        luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(failed)
+        luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)(missing)
+        luigi.Task.event_handler(NOT_PUBLISHED)(unpublished)
+
+    def failures(self) -> set[Month]:
+        # DEPENDENCY_MISSING also fires when complete() raised (an unreachable source):
+        # a month that was missing but not reported "not published" did not run.
+        return self.failed | (self.unknown - self.not_published)
+
+
+def _label(months: set[Month]) -> str:
+    return ", ".join(f"{c} {y:04d}-{m:02d}" for c, y, m in sorted(months))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,51 +167,63 @@ def main(argv: list[str] | None = None) -> int:
     today = args.today or dt.date.today()
     try:
         colors = cfg.color_list()
-    except ValueError as e:
-        log.error("%s", e)
+    except BadParameter as e:
+        log.error("[cron] colors: %s", e)
         return EXIT_USAGE
     with single_run(Path(cfg.lock_file)) as mine:
         if not mine:
             log.warning("another tlc-cron run holds %s; exiting", cfg.lock_file)
             return EXIT_LOCKED
         if not cfg.local_scheduler:
-            why = scheduler_reachable()
-            if why:
-                log.error("%s; start it (tlc-luigid) or set [cron] local_scheduler = true", why)
+            url = preflight.scheduler_url([])
+            try:
+                preflight.remember(url, preflight.probe(url or ""))
+            except preflight.SchedulerUnreachable as e:
+                log.error("%s (or set [cron] local_scheduler = true)", e)
                 return EXIT_NO_SCHEDULER
-        months = expected_months(today, cfg.publication_lag_days, cfg.catch_up_months)
-        start, end = dt.date(*months[0], 1), dt.date(*months[-1], 1)
-        log.info(
-            "ingesting %s for %s to %s (months expected published by %s)",
-            ",".join(colors),
-            f"{start:%Y-%m}",
-            f"{end:%Y-%m}",
-            today,
-        )
-        from pipeline.tasks import Backfill
+        return _run(colors, today, cfg)
 
-        all_months = backfill.months(colors, start, end, today)
+
+def _run(colors: list[str], today: dt.date, cfg: cron) -> int:
+    months = expected_months(today, cfg.publication_lag_days, cfg.catch_up_months)
+    start, end = dt.date(*months[0], 1), dt.date(*months[-1], 1)
+    log.info(
+        "ingesting %s for %s to %s (months expected published by %s)",
+        ",".join(colors),
+        f"{start:%Y-%m}",
+        f"{end:%Y-%m}",
+        today,
+    )
+    wanted = backfill.months(colors, start, end, today)
+    try:
         sinks = [config.sink(n) for n in config.pipeline().sink_names()]
-        already = backfill.complete_months(all_months, sinks, config.lake().get())
-        result = luigi.build(
-            [Backfill(colors=",".join(colors), start=start, end=end)],
-            local_scheduler=cfg.local_scheduler,
-            detailed_summary=True,
-        )
-        s = summarize(result)
-        if s["not_published"]:
-            log.info("not published yet: %s", ", ".join(s["not_published"]))
-        log.info(
-            "summary: done %d, skipped %d, not yet published %d, failed %d%s",
-            len(s["done"]),
-            len(already),
-            len(s["not_published"]),
-            len(s["failed"]),
-            f" ({', '.join(s['failed'])})" if s["failed"] else "",
-        )
-        if s["failed"] or not result.scheduling_succeeded:
-            return EXIT_FAILED
-        return EXIT_OK
+        before = backfill.complete_months(wanted, sinks, config.lake().get())
+    except (PipelineError, ValueError) as e:
+        log.error("cannot read the sinks' load ledgers: %s", e)
+        return EXIT_FAILED
+    outcome = Outcome()
+    outcome.listen()
+    result = luigi.build(
+        [Backfill(colors=",".join(colors), start=start, end=end)],
+        local_scheduler=cfg.local_scheduler,
+        detailed_summary=True,
+    )
+    after = backfill.complete_months(wanted, sinks, config.lake().get())
+    done, failed = after - before, outcome.failures() - after
+    not_published = outcome.not_published - after
+    if not_published:
+        log.info("not published yet: %s", _label(not_published))
+    log.info(
+        "summary: done %d, skipped %d, not yet published %d, failed %d%s",
+        len(done),
+        len(before),
+        len(not_published),
+        len(failed),
+        f" ({_label(failed)})" if failed else "",
+    )
+    if failed or not result.scheduling_succeeded:
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@ the whole attempt (request, body, integrity check) is the unit tenacity retries.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import gzip
 import hashlib
 import http.client
 import logging
 import os
+import socket
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,13 @@ import tenacity
 import urllib3
 
 from pipeline import lake as lakemod
-from pipeline.errors import BadSourceFile, MonthNotPublished, PipelineError, TransientSourceError
+from pipeline.errors import (
+    BadSourceFile,
+    MonthNotPublished,
+    PipelineError,
+    SourceUnreachable,
+    TransientSourceError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,9 @@ class RetryPolicy:
     backoff: float = 1.0  # seconds; doubles per attempt, capped at 30 s
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    # A host that cannot be reached at all (DNS, refused, no answer) is retried only this
+    # long after the first try: a blip passes in seconds, an offline machine does not.
+    unreachable_for: float = 10.0
 
 
 def redact_url(url: str) -> str:
@@ -93,20 +104,52 @@ def download(
     """
     session = session or requests.Session()
     safe_url = redact_url(url)
-    retrying = tenacity.Retrying(
+    try:
+        for attempt in _retrying(policy, safe_url):
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                manifest = _attempt(session, url, safe_url, dest, kind, policy, progress, number)
+    except SourceUnreachable as e:
+        _remember_unreachable(safe_url, e)
+        raise
+    return manifest
+
+
+def _retrying(policy: RetryPolicy, safe_url: str) -> tenacity.Retrying:
+    """Transient faults only, with exponential backoff; an unreachable host for a short while."""
+
+    def stop(rs: tenacity.RetryCallState) -> bool:
+        if rs.attempt_number >= policy.attempts:
+            return True
+        error = rs.outcome.exception() if rs.outcome else None
+        return isinstance(error, SourceUnreachable) and (
+            rs.seconds_since_start >= policy.unreachable_for or _known_unreachable(safe_url)
+        )
+
+    def warn(rs: tenacity.RetryCallState) -> None:
+        wait = rs.next_action.sleep if rs.next_action else 0.0
+        error = rs.outcome.exception() if rs.outcome else None
+        log.warning(
+            "attempt %d/%d failed, retrying in %.1f s: %s",
+            rs.attempt_number,
+            policy.attempts,
+            wait,
+            error,
+        )
+
+    backoff = tenacity.wait_exponential(multiplier=policy.backoff, max=30)
+
+    def wait(rs: tenacity.RetryCallState) -> float:
+        error = rs.outcome.exception() if rs.outcome else None
+        return min(policy.backoff, 1.0) if isinstance(error, SourceUnreachable) else backoff(rs)
+
+    return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(TransientSourceError),
-        stop=tenacity.stop_after_attempt(policy.attempts),
-        wait=tenacity.wait_exponential(multiplier=policy.backoff, max=30),
-        before_sleep=lambda rs: log.warning(
-            "retrying %s after attempt %d: %s", safe_url, rs.attempt_number, rs.outcome.exception()
-        ),
+        stop=stop,
+        wait=wait,
+        before_sleep=warn,
         reraise=True,
     )
-    for attempt in retrying:
-        with attempt:
-            number = attempt.retry_state.attempt_number
-            manifest = _attempt(session, url, safe_url, dest, kind, policy, progress, number)
-    return manifest
 
 
 def _attempt(
@@ -123,14 +166,13 @@ def _attempt(
     lakemod.sweep_stale_temps(dest)
     tmp = lakemod.temp_name(dest)
     try:
+        _raise_if_known_unreachable(safe_url)
         try:
             resp = session.get(
                 url, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)
             )
         except (requests.ConnectionError, requests.Timeout) as e:
-            raise TransientSourceError(
-                f"{safe_url}: {type(e).__name__}: {scrub(str(e), url)}"
-            ) from None
+            raise connection_error(e, url, policy) from None
         with resp:
             _check_status(resp, safe_url)
             expected = _content_length(resp)
@@ -168,18 +210,96 @@ def _attempt(
 def is_published(url: str, policy: RetryPolicy = RetryPolicy()) -> bool:
     """Whether the source answers a HEAD for ``url`` with anything but 403/404/410.
 
-    Used to tell "not out yet" from a failure before any download starts. Anything
-    inconclusive (a 5xx, a timeout, a server that refuses HEAD) counts as published: the
-    download then decides, with its own retries."""
+    Used to tell "not out yet" from a failure before any download starts. A server that
+    answers inconclusively (a 5xx, a slow answer, one that refuses HEAD) counts as published:
+    the download then decides, with its own retries. No answer at all (DNS, refused, no
+    route) is not an answer: it raises SourceUnreachable, naming the host and the cause."""
+    safe_url = redact_url(url)
     try:
-        resp = requests.head(
-            url,
-            allow_redirects=True,
-            timeout=(policy.connect_timeout, policy.read_timeout),
-        )
-    except requests.RequestException:
-        return True
+        for attempt in _retrying(policy, safe_url):
+            with attempt:
+                _raise_if_known_unreachable(safe_url)
+                try:
+                    resp = requests.head(
+                        url,
+                        allow_redirects=True,
+                        timeout=(policy.connect_timeout, policy.read_timeout),
+                    )
+                except (requests.ConnectionError, requests.Timeout) as e:
+                    error = connection_error(e, url, policy)
+                    if not isinstance(error, SourceUnreachable):
+                        return True  # it answered, then failed: let the download decide
+                    raise error from None
+    except SourceUnreachable as e:
+        _remember_unreachable(safe_url, e)
+        raise
     return resp.status_code not in NOT_PUBLISHED
+
+
+# -- no connection at all ---------------------------------------------------------------------
+# host:port -> (until when, why). An offline machine would otherwise spend the whole budget
+# again on every month of a backfill; within UNREACHABLE_TTL the first verdict stands.
+UNREACHABLE_TTL = 60.0
+_unreachable: dict[str, tuple[float, str]] = {}
+
+
+def connection_error(e: Exception, url: str, policy: RetryPolicy) -> TransientSourceError:
+    """SourceUnreachable when no connection was made (DNS, refused, no route, connect
+    timeout), else TransientSourceError (a reset or a read timeout on a live server)."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    causes = list(_causes(e))
+    if isinstance(e, requests.ConnectTimeout):
+        why = f"no answer within {policy.connect_timeout:g} s (connect timeout)"
+    elif any(isinstance(c, socket.gaierror) for c in causes) or any(
+        type(c).__name__ == "NameResolutionError" for c in causes
+    ):
+        gai = next((c for c in causes if isinstance(c, socket.gaierror)), None)
+        why = f"DNS cannot resolve the name ({gai.strerror if gai else 'name resolution failed'})"
+    elif any(isinstance(c, ConnectionRefusedError) for c in causes):
+        why = "the connection was refused"
+    elif any(isinstance(c, OSError) and c.errno in _NO_ROUTE for c in causes):
+        why = "no route to it (network unreachable)"
+    elif any(type(c).__name__ == "NewConnectionError" for c in causes):
+        why = f"cannot connect ({scrub(str(causes[-1]), url)})"
+    else:
+        return TransientSourceError(f"{redact_url(url)}: {type(e).__name__}: {scrub(str(e), url)}")
+    return SourceUnreachable(f"{host} is unreachable: {why} ({redact_url(url)})")
+
+
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
+
+
+def _causes(e: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException] = [e]
+    while todo:
+        c = todo.pop()
+        if id(c) in seen:
+            continue
+        seen.add(id(c))
+        yield c
+        nxt = [c.__cause__, c.__context__, getattr(c, "reason", None), *c.args[:1]]
+        todo += [x for x in nxt if isinstance(x, BaseException)]
+
+
+def _host_key(safe_url: str) -> str:
+    return urlsplit(safe_url).netloc
+
+
+def _known_unreachable(safe_url: str) -> str | None:
+    until, why = _unreachable.get(_host_key(safe_url), (0.0, ""))
+    return why if time.monotonic() < until else None
+
+
+def _raise_if_known_unreachable(safe_url: str) -> None:
+    why = _known_unreachable(safe_url)
+    if why:
+        raise SourceUnreachable(why)
+
+
+def _remember_unreachable(safe_url: str, error: SourceUnreachable) -> None:
+    _unreachable[_host_key(safe_url)] = (time.monotonic() + UNREACHABLE_TTL, str(error))
 
 
 def _check_status(resp: requests.Response, safe_url: str) -> None:

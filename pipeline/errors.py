@@ -12,8 +12,17 @@ class MonthNotPublished(PipelineError):
     apart from failures."""
 
 
+class BadParameter(PipelineError, ValueError):
+    """A colour or month that cannot exist (month 13, FHVHV before 2019-02, an unknown colour)."""
+
+
 class TransientSourceError(PipelineError):
     """A fault worth retrying: 5xx, a reset connection, a timeout, a short body."""
+
+
+class SourceUnreachable(TransientSourceError):
+    """No connection to the source at all: DNS cannot resolve it, it refuses, or it does not
+    answer. Retried briefly (a blip), then reported naming the host and the cause."""
 
 
 class BadSourceFile(PipelineError):

@@ -1,59 +1,143 @@
 """Force a rerun of one month: ``tlc-forget --color green --year 2021 --month 1 --from clean``.
 
 Luigi reruns a task only when its output is missing, so forcing means removing outputs:
-``--from load`` drops the load marker (the next run reloads from the clean lake, replacing
-the month's rows), ``--from clean`` also removes the clean month, ``--from raw`` (the default)
-also removes the download. Rows in the warehouse are never deleted here: the next load
-replaces them atomically.
+``--from load`` (the default) drops the load markers (the next run reloads from the clean lake,
+replacing the month's rows), ``--from clean`` also removes the clean month, ``--from raw`` also
+removes the download, which costs a new download, so it asks first unless ``--yes``.
+``--dry-run`` lists what would go and changes nothing. Rows in the warehouse are never deleted
+here: the next load replaces them atomically. Tasks of the month that luigid has disabled
+after repeated failures are re-enabled, when luigid answers.
+
+Exit codes: 0 done (or nothing to do), 1 failed (a sink unreachable), 2 bad arguments,
+3 declined at the prompt.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
-import pipeline  # noqa: F401  (selects the TOML config parser)
-from pipeline import catalog, config, lake
+import pipeline  # noqa: F401  (the package's configuration layers)
+from pipeline import catalog, config, lake, preflight
+from pipeline.errors import BadParameter, PipelineError
 
 STAGES = ("raw", "clean", "load")
+EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 1, 2, 3
+
+
+def plan(color: str, year: int, month: int, start: str, sinks: tuple[str, ...]) -> list[str]:
+    """What ``forget`` would remove, without removing it."""
+    return forget(color, year, month, start, sinks, dry_run=True)
 
 
 def forget(
-    color: str, year: int, month: int, start: str, sinks: tuple[str, ...] = ("duckdb",)
+    color: str,
+    year: int,
+    month: int,
+    start: str,
+    sinks: tuple[str, ...] = ("duckdb",),
+    *,
+    dry_run: bool = False,
 ) -> list[str]:
+    """Remove the month's outputs from stage ``start`` on; return what was (or would be) removed."""
     catalog.check_month(color, year, month)
     done: list[str] = []
     for name in sinks:
         warehouse = config.sink(name)
-        if warehouse.forget(color, year, month):
+        marker = warehouse.loaded(color, year, month)
+        if marker is not None and (dry_run or warehouse.forget(color, year, month)):
             done.append(f"load marker {color} {year:04d}-{month:02d} in {name} ({warehouse!r})")
     stages = set(STAGES[STAGES.index(start) :]) - {"load"}  # this stage and all after it
-    done += [str(p) for p in lake.remove_month(config.lake().get(), color, year, month, stages)]
+    the_lake = config.lake().get()
+    done += [str(p) for p in lake.remove_month(the_lake, color, year, month, stages, dry_run)]
     if "clean" in stages and config.gcs().bucket:
         # The bucket's copy of the clean month goes too, or UploadGCS would find it complete.
-        done += config.gcs().get().remove_month(color, year, month)
+        done += config.gcs().get().remove_month(color, year, month, dry_run=dry_run)
+    if not dry_run:
+        done += reenable(color, year, month)
     return done
+
+
+def reenable(color: str, year: int, month: int) -> list[str]:
+    """Re-enable the month's tasks that luigid disabled; quietly nothing if luigid is down."""
+    from pipeline import tasks
+
+    url = preflight.scheduler_url([])
+    if url is None:
+        return []
+    try:
+        disabled = preflight.probe(url)
+    except preflight.SchedulerUnreachable:
+        return []
+    families: list[Callable[..., object]] = [
+        tasks.DownloadMonth,
+        tasks.CleanParquet,
+        tasks.LoadDuckDB,
+        tasks.LoadPostgres,
+        tasks.UploadGCS,
+        tasks.LoadBigQuery,
+    ]
+    out = []
+    for family in families:
+        task_id = family(color=color, year=year, month=month).task_id  # type: ignore[attr-defined]
+        if task_id in disabled:
+            preflight.api(url, "re_enable_task", {"task_id": task_id})
+            out.append(f"luigid's disable of {task_id}")
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tlc-forget", description=__doc__.split("\n\n")[0])
-    p.add_argument("--color", default="yellow", choices=catalog.COLORS)
-    p.add_argument("--year", type=int, required=True)
-    p.add_argument("--month", type=int, required=True)
-    p.add_argument("--from", dest="start", choices=STAGES, default="raw")
+    p.add_argument("--color", default="yellow", choices=catalog.COLORS, help="default yellow")
+    p.add_argument("--year", type=int, required=True, help="e.g. 2021")
+    p.add_argument("--month", type=int, required=True, help="1-12")
+    p.add_argument(
+        "--from",
+        dest="start",
+        choices=STAGES,
+        default="load",
+        help="load (default): reload only; clean: re-clean and reload; raw: download again too",
+    )
     p.add_argument(
         "--sink",
         choices=(*config.SINKS, "all"),
         default="duckdb",
         help="whose load marker to drop (default duckdb; 'all' needs every sink reachable)",
     )
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask before deleting raw files")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, ask: Callable[[str], str] = input) -> int:
     args = build_parser().parse_args(argv)
     sinks = config.SINKS if args.sink == "all" else (args.sink,)
-    removed = forget(args.color, args.year, args.month, args.start, sinks)
+    try:
+        catalog.check_month(args.color, args.year, args.month)
+    except BadParameter as e:
+        print(f"tlc-forget: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.dry_run or (args.start == "raw" and not args.yes):
+            planned = plan(args.color, args.year, args.month, args.start, sinks)
+            for item in planned:
+                print(f"would remove {item}")
+            if args.dry_run or not planned:
+                if not planned:
+                    print("nothing to remove: the month was not done")
+                return 0
+            try:
+                answer = ask("Delete these, including the downloaded file? [y/N] ")
+            except EOFError:  # no terminal (cron, a pipe): only --yes deletes raw files
+                answer = ""
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing removed")
+                return EXIT_DECLINED
+        removed = forget(args.color, args.year, args.month, args.start, sinks)
+    except PipelineError as e:
+        print(f"tlc-forget: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     for item in removed:
         print(f"removed {item}")
     if not removed:

@@ -117,12 +117,13 @@ class GcsLake:
                 "run UploadGCS for the month first"
             ) from None
 
-    def remove_month(self, color: str, year: int, month: int) -> list[str]:
+    def remove_month(self, color: str, year: int, month: int, dry_run: bool = False) -> list[str]:
         """Delete the month's objects (to force a re-upload); return their URIs."""
         prefix = self.month_prefix(color, year, month)
         removed = []
         for blob in self.client.list_blobs(self.bucket, prefix=prefix):
-            blob.delete()
+            if not dry_run:
+                blob.delete()
             removed.append(f"gs://{self.bucket}/{blob.name}")
         return removed
 

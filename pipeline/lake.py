@@ -148,19 +148,24 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def remove_month(lake: Lake, color: str, year: int, month: int, stages: set[str]) -> list[Path]:
-    """Delete a month's lake files for the given stages ("raw", "clean"). Used to force a rerun."""
+def remove_month(
+    lake: Lake, color: str, year: int, month: int, stages: set[str], dry_run: bool = False
+) -> list[Path]:
+    """Delete a month's lake files for the given stages ("raw", "clean"). Used to force a rerun.
+    With ``dry_run``, only list them."""
     removed: list[Path] = []
     if "raw" in stages:
         for fmt in catalog.SOURCE_FORMATS:
             p = lake.raw_path(color, year, month, fmt)
             for q in (p, manifest_path(p)):
                 if q.exists():
-                    q.unlink()
+                    if not dry_run:
+                        q.unlink()
                     removed.append(q)
     if "clean" in stages:
         d = lake.clean_dir(color, year, month)
         if d.exists():
-            shutil.rmtree(d)
+            if not dry_run:
+                shutil.rmtree(d)
             removed.append(d)
     return removed

@@ -41,3 +41,80 @@ def install() -> None:
     logger = logging.getLogger("luigi-interface")
     if not any(isinstance(f, RedactConfig) for f in logger.filters):
         logger.addFilter(RedactConfig())
+
+
+# -- one line per expected error ------------------------------------------------------------
+_TRACEBACK = "\nTraceback (most recent call last):"
+_NOISE = ("Informed scheduler that task", "logging configured via")
+
+
+class OneLineErrors(logging.Filter):
+    """Show an expected error as one line, without its traceback.
+
+    Expected errors are this package's own (``pipeline.errors.PipelineError``: a bad file, an
+    unreachable host, a bad parameter), a bad parameter value Luigi rejects while parsing, and
+    luigid going away (``luigi.rpc.RPCError``). They say what is wrong and where; a traceback
+    would only bury that. Anything else (a bug) keeps its traceback. Luigi hands these errors
+    over in three shapes: as ``exc_info``, or as a formatted traceback inside the message (its
+    "Will not run ... due to error in complete()" lines). Routine per-task status lines
+    ("Informed scheduler that task ... has status PENDING") are left to DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.INFO and record.getMessage().startswith(_NOISE):
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        if record.exc_info and record.exc_info[1] is not None:
+            exc, head = record.exc_info[1], _head(record.getMessage())
+            line = one_line(exc)
+            if line is None and head.startswith("Failed connecting to remote scheduler"):
+                line = f"{type(exc).__name__}: {str(exc)[:300]}"  # Luigi retries it
+            if line is not None:
+                if head == "Uncaught exception in luigi":
+                    head = "luigi could not run"
+                self._replace(record, f"{head}: {line}")
+        elif record.levelno >= logging.WARNING and isinstance(record.msg, str):
+            message = record.getMessage()
+            if _TRACEBACK in message:
+                last = message.rstrip().rsplit("\n", 1)[-1]
+                if last.startswith("pipeline."):  # a qualified name: one of our errors
+                    name, _, text = last.partition(": ")
+                    self._replace(record, f"{_head(message)}: {name.rsplit('.', 1)[-1]}: {text}")
+        return True
+
+    @staticmethod
+    def _replace(record: logging.LogRecord, message: str) -> None:
+        record.msg, record.args = message, None
+        record.exc_info, record.exc_text = None, None
+
+
+def one_line(exc: BaseException) -> str | None:
+    """``Type: message`` for an expected error, None for one that deserves its traceback."""
+    from pipeline.errors import PipelineError
+
+    if isinstance(exc, PipelineError):
+        return f"{type(exc).__name__}: {exc}"
+    if _is_parameter_error(exc):
+        return f"bad parameter: {exc}"
+    if type(exc).__name__ == "RPCError" and type(exc).__module__ == "luigi.rpc":
+        return (
+            f"{exc}: luigid stopped answering. Start it again (tlc-luigid) and rerun; "
+            "what finished is kept"
+        )
+    return None
+
+
+def _is_parameter_error(exc: BaseException) -> bool:
+    import traceback
+
+    if type(exc).__name__ in ("ParameterException", "MissingParameterException"):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    return (
+        isinstance(exc, ValueError)
+        and bool(frames)
+        and (frames[-1].filename.replace("\\", "/").endswith("luigi/parameter.py"))
+    )
+
+
+def _head(message: str) -> str:
+    return message.split("\n", 1)[0].rstrip(":")

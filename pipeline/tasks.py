@@ -12,14 +12,49 @@ from pathlib import Path
 
 import luigi
 
-from pipeline import backfill, catalog, clean, config, download, lake, zones
+from pipeline import backfill, catalog, clean, config, download, lake, logsafe, preflight, zones
 from pipeline.targets import GcsMonthTarget, MonthLoadedTarget, ZonesLoadedTarget
 
+# A Luigi event of ours: MonthPublished found the month not published (a 403/404), as opposed
+# to not being able to tell (Luigi reports both as DEPENDENCY_MISSING). tlc-cron listens.
+NOT_PUBLISHED = "tlc.month_not_published"
 
-class MonthTask(luigi.Task):
-    color = luigi.ChoiceParameter(choices=catalog.COLORS, default="yellow")
-    year = luigi.IntParameter()
-    month = luigi.IntParameter()
+
+class PipelineTask(luigi.Task):
+    """What every task here shares with luigid.
+
+    The retry policy travels with each task to luigid (Luigi sends a task's own
+    ``retry_count``/``disable_window``/``disable_hard_timeout`` with it), so a plain ``luigid``
+    on Luigi's defaults treats our tasks as ``tlc-luigid`` does: after a failure luigid may
+    offer the task once more (to a worker that is still running after ``[scheduler]
+    retry_delay``, e.g. when the first worker died), and after two failures within an hour it
+    disables it. Transient faults are retried inside the tasks, where their cause is known;
+    a bad file is not retried at all. docs/operations.md has the whole policy.
+    """
+
+    retry_count = 2
+    disable_window = 3600
+
+    def complete(self) -> bool:
+        if super().complete():
+            return True
+        # A task luigid has disabled would otherwise be "not run" and the run exit 0.
+        preflight.raise_if_disabled(self.task_id, str(self))
+        return False
+
+    def on_failure(self, exception: BaseException) -> str:
+        """What luigid, the visualizer and the failure e-mail show: one line for an expected
+        error (a bad file, an unreachable host), Luigi's traceback for anything else."""
+        line = logsafe.one_line(exception)
+        return line if line is not None else str(super().on_failure(exception))
+
+
+class MonthTask(PipelineTask):
+    color = luigi.ChoiceParameter(
+        choices=catalog.COLORS, default="yellow", description="yellow, green, fhv or fhvhv"
+    )
+    year = luigi.IntParameter(description="year of the trips, e.g. 2021")
+    month = luigi.IntParameter(description="month of the trips, 1-12")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -47,19 +82,21 @@ class MonthTask(luigi.Task):
         self.set_status_message(f"COPY {done:,} of {total:,} rows")
 
 
-class MonthPublished(MonthTask):
+class MonthPublished(MonthTask, luigi.ExternalTask):
     """The TLC's file for the month exists (a HEAD request). An external task: when the month
     is not out yet, Luigi reports it as a missing dependency ([retcode] missing_data), not
-    as a failure, and a backfill goes on with the other months."""
-
-    run = None  # type: ignore[assignment]  (Luigi's mark of an external task)
+    as a failure, and a backfill goes on with the other months. A source that cannot be
+    reached at all raises SourceUnreachable: that is no evidence either way."""
 
     def complete(self) -> bool:
         src = config.source()
         raw = config.lake().get().raw_path(self.color, self.year, self.month, src.format)
-        return raw.exists() or download.is_published(
-            src.url(self.color, self.year, self.month), src.policy()
-        )
+        if raw.exists():
+            return True
+        published = download.is_published(src.url(self.color, self.year, self.month), src.policy())
+        if not published:
+            self.trigger_event(NOT_PUBLISHED, self)
+        return published
 
 
 class DownloadMonth(MonthTask):
@@ -114,7 +151,7 @@ class CleanParquet(MonthTask):
         )
 
 
-class DownloadZones(luigi.Task):
+class DownloadZones(PipelineTask):
     """The TLC taxi zone lookup CSV, into {lake}/raw/zones/."""
 
     def output(self) -> luigi.LocalTarget:
@@ -125,10 +162,12 @@ class DownloadZones(luigi.Task):
         download.download(src.zones_url, Path(self.output().path), "csv", policy=src.policy())
 
 
-class LoadZones(luigi.Task):
+class LoadZones(PipelineTask):
     """taxi_zones (location_id, borough, zone, service_zone) in one warehouse."""
 
-    sink = luigi.ChoiceParameter(choices=config.SINKS, default="duckdb")
+    sink = luigi.ChoiceParameter(
+        choices=config.SINKS, default="duckdb", description="warehouse to load the zones into"
+    )
 
     def requires(self) -> DownloadZones:
         return DownloadZones()
@@ -158,7 +197,9 @@ class _LoadMonth(MonthTask):
     def run(self) -> None:
         self.set_status_message(f"loading into {self.sink_name}")
         clean_dir = Path(self.input()["clean"].path).parent
-        clean.load_month(clean_dir, config.sink(self.sink_name), progress=self.report_copy)
+        clean.load_month(
+            clean_dir, config.sink(self.sink_name), self.report_copy, sink_name=self.sink_name
+        )
 
 
 class LoadDuckDB(_LoadMonth):
@@ -216,12 +257,16 @@ class IngestMonth(MonthTask, luigi.WrapperTask):
         return [tasks[name](**self.month_args) for name in config.pipeline().sink_names()]
 
 
-class Backfill(luigi.WrapperTask):
+class Backfill(PipelineTask, luigi.WrapperTask):
     """IngestMonth for every colour-month from --start to --end that is not done yet."""
 
     colors = luigi.Parameter(default="yellow", description="comma list, e.g. yellow,green")
-    start = luigi.MonthParameter()
-    end = luigi.MonthParameter()
+    start = luigi.MonthParameter(description="first month, YYYY-MM")
+    end = luigi.MonthParameter(description="last month, YYYY-MM (inclusive)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        backfill.parse_colors(self.colors)
 
     def requires(self) -> list[IngestMonth]:
         wanted = backfill.months(backfill.parse_colors(self.colors), self.start, self.end)

@@ -141,9 +141,6 @@ def env(tmp_path: Path, server: TLCServer) -> Iterator[PipelineEnv]:
         },
         lake={"root": str(e.lake)},
         duckdb={"path": str(e.duckdb)},
-        # luigi.toml keeps workers alive for retries 30 s later; tests of failures want the
-        # first failure. Tests of retries configure them explicitly.
-        worker={"keep_alive": False},
     )
     yield e
     LuigiTomlParser._config_paths.remove(str(e.config_path))

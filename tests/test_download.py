@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from pipeline import lake
-from pipeline.download import RetryPolicy, download, redact_url, verify_file
+from pipeline.download import RetryPolicy, download, is_published, redact_url, verify_file
 from pipeline.errors import (
     BadSourceFile,
     MonthNotPublished,
     PipelineError,
+    SourceUnreachable,
     TransientSourceError,
 )
-from tests.tlc_server import Fault, TLCServer
+from tests.tlc_server import Fault, TLCServer, free_port
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, connect_timeout=2, read_timeout=1)
 GREEN_2021_01 = "/trip-data/green_tripdata_2021-01.parquet"
@@ -115,12 +117,36 @@ def test_other_4xx_is_not_retried(green, server, tmp_path):
     assert server.count(GREEN_2021_01) == 1
 
 
-def test_connection_refused_is_transient(tmp_path):
-    from tests.tlc_server import free_port
+def test_refused_connection_is_unreachable_after_a_short_retry(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/trip-data/x.parquet"
+    policy = RetryPolicy(attempts=50, backoff=0.01, connect_timeout=2, unreachable_for=0.3)
+    started = time.monotonic()
+    with pytest.raises(
+        SourceUnreachable, match=rf"127\.0\.0\.1:{port} is unreachable: the connection was refused"
+    ):
+        download(url, tmp_path / "out" / "x.parquet", "parquet", policy=policy)
+    assert time.monotonic() - started < 5, "retried for unreachable_for, not attempts times"
+    assert only_final_files(tmp_path / "out") == []
+    # Within UNREACHABLE_TTL the verdict stands: a backfill's next month does not wait again,
+    # and the publication check says "unreachable", never "published".
+    started = time.monotonic()
+    with pytest.raises(SourceUnreachable, match="refused"):
+        is_published(f"http://127.0.0.1:{port}/trip-data/y.parquet", policy)
+    assert time.monotonic() - started < 0.5
 
-    url = f"http://127.0.0.1:{free_port()}/trip-data/x.parquet"
-    with pytest.raises(TransientSourceError, match="ConnectionError"):
-        download(url, tmp_path / "out" / "x.parquet", "parquet", policy=FAST)
+
+def test_head_that_cannot_connect_is_an_error_not_published():
+    port = free_port()
+    policy = RetryPolicy(attempts=3, backoff=0.01, connect_timeout=2, unreachable_for=0.1)
+    with pytest.raises(SourceUnreachable, match=rf"127\.0\.0\.1:{port} is unreachable"):
+        is_published(f"http://127.0.0.1:{port}/trip-data/green_tripdata_2021-01.parquet", policy)
+
+
+def test_head_answers_tell_published_from_not(green, server: TLCServer):
+    url, _ = green
+    assert is_published(url, FAST)
+    assert not is_published(server.url + "/trip-data/green_tripdata_2031-01.parquet", FAST)
 
 
 BAD_FILES = {
