@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pipeline
 from pipeline import catalog, lake, transform
 from pipeline.errors import BadSourceFile
+from pipeline.failpoints import failpoint
 from pipeline.sinks import Sink
 from pipeline.sources import open_source
 
@@ -61,63 +62,68 @@ def clean_month(
     dropped = dict.fromkeys(transform.RULES, 0)
     nulls = dict.fromkeys(schema.names, 0)
     rows_out = 0
-    with lake.atomic_dir(out_dir) as tmp:
-        part = tmp / lake.CLEAN_FILE
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
-        with _ThreadedWriter(part, schema) as writer:
-            for batch in src.batches(batch_rows):
-                rows_read += batch.num_rows
-                norm = transform.normalise_batch(batch, plan, name)
-                kept, counts = transform.apply_rules(norm, year, month)
-                for rule, n in counts.items():
-                    dropped[rule] += n
-                for col_name, column in zip(kept.schema.names, kept.columns, strict=True):
-                    nulls[col_name] += column.null_count
-                rows_out += kept.num_rows
-                pending.append(kept)
-                pending_rows += kept.num_rows
-                if pending_rows >= ROW_GROUP_ROWS:
+    try:
+        with lake.atomic_dir(out_dir) as tmp:
+            part = tmp / lake.CLEAN_FILE
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
+            with _ThreadedWriter(part, schema) as writer:
+                for batch in src.batches(batch_rows):
+                    rows_read += batch.num_rows
+                    norm = transform.normalise_batch(batch, plan, name)
+                    kept, counts = transform.apply_rules(norm, year, month)
+                    for rule, n in counts.items():
+                        dropped[rule] += n
+                    for col_name, column in zip(kept.schema.names, kept.columns, strict=True):
+                        nulls[col_name] += column.null_count
+                    rows_out += kept.num_rows
+                    pending.append(kept)
+                    pending_rows += kept.num_rows
+                    if pending_rows >= ROW_GROUP_ROWS:
+                        writer.write_table(pa.Table.from_batches(pending, schema))
+                        pending, pending_rows = [], 0
+                    if progress:
+                        progress(rows_read, f"cleaned {rows_read:,} rows of {name}")
+                    failpoint("clean.writing")
+                if pending:
                     writer.write_table(pa.Table.from_batches(pending, schema))
-                    pending, pending_rows = [], 0
-                if progress:
-                    progress(rows_read, f"cleaned {rows_read:,} rows of {name}")
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending, schema))
 
-        dropped["truncated_last_row"] = src.stats.truncated_last_row
-        rows_in = rows_read + src.stats.truncated_last_row
-        _check_month_share(name, year, month, rows_read, dropped["pickup_outside_month"])
-        if rows_out + sum(dropped.values()) != rows_in:  # pragma: no cover - an invariant
-            raise AssertionError(f"{name}: rows in {rows_in} != out {rows_out} + {dropped}")
+            dropped["truncated_last_row"] = src.stats.truncated_last_row
+            rows_in = rows_read + src.stats.truncated_last_row
+            _check_month_share(name, year, month, rows_read, dropped["pickup_outside_month"])
+            if rows_out + sum(dropped.values()) != rows_in:  # pragma: no cover - an invariant
+                raise AssertionError(f"{name}: rows in {rows_in} != out {rows_out} + {dropped}")
 
-        quality = {
-            "color": color,
-            "year": year,
-            "month": month,
-            "source_file": name,
-            "source_format": kind,
-            "source_manifest": source_manifest,
-            "column_map": plan.describe(),
-            "rows_in": rows_in,
-            "rows_out": rows_out,
-            "rows_dropped": dropped,
-            "rows_repaired": src.stats.repaired_rows,
-            "nulls": nulls,
-            "files": [
-                {
-                    "name": lake.CLEAN_FILE,
-                    "rows": rows_out,
-                    "bytes": part.stat().st_size,
-                    "sha256": lake.sha256_file(part),
-                    "crc32c": lake.crc32c_file(part),
-                }
-            ],
-            "compression": f"{COMPRESSION}({COMPRESSION_LEVEL})",
-            "code_version": pipeline.__version__,
-            "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        lake.write_json(tmp / lake.QUALITY_FILE, quality)
+            quality = {
+                "color": color,
+                "year": year,
+                "month": month,
+                "source_file": name,
+                "source_format": kind,
+                "source_manifest": source_manifest,
+                "column_map": plan.describe(),
+                "rows_in": rows_in,
+                "rows_out": rows_out,
+                "rows_dropped": dropped,
+                "rows_repaired": src.stats.repaired_rows,
+                "nulls": nulls,
+                "files": [
+                    {
+                        "name": lake.CLEAN_FILE,
+                        "rows": rows_out,
+                        "bytes": part.stat().st_size,
+                        "sha256": lake.sha256_file(part),
+                        "crc32c": lake.crc32c_file(part),
+                    }
+                ],
+                "compression": f"{COMPRESSION}({COMPRESSION_LEVEL})",
+                "code_version": pipeline.__version__,
+                "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+            lake.write_json(tmp / lake.QUALITY_FILE, quality)
+            failpoint("clean.before_publish")
+    except OSError as e:  # the lake's disk, not the source: sources raise BadSourceFile
+        raise lake.write_error(out_dir, e) from None
     log.info(
         "%s: %d rows in, %d out, dropped %s",
         name,

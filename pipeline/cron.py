@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 preflight.remember(url, preflight.probe(url or ""))
             except preflight.SchedulerUnreachable as e:
-                log.error("%s (or set [cron] local_scheduler = true)", e)
+                log.error("%s: start it (tlc-luigid) or set [cron] local_scheduler = true", e)
                 return EXIT_NO_SCHEDULER
         return _run(colors, today, cfg)
 

@@ -36,6 +36,7 @@ from pipeline.errors import (
     SourceUnreachable,
     TransientSourceError,
 )
+from pipeline.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ def _attempt(
         }
         # The manifest lands first: the data file's final name is the completion marker.
         lakemod.write_json(lakemod.manifest_path(dest), manifest)
+        failpoint("download.before_rename")
         os.replace(tmp, dest)
         return manifest
     finally:
@@ -295,11 +297,12 @@ def _known_unreachable(safe_url: str) -> str | None:
 def _raise_if_known_unreachable(safe_url: str) -> None:
     why = _known_unreachable(safe_url)
     if why:
-        raise SourceUnreachable(why)
+        raise SourceUnreachable(f"{why} ({safe_url}: not tried, the host failed moments ago)")
 
 
 def _remember_unreachable(safe_url: str, error: SourceUnreachable) -> None:
-    _unreachable[_host_key(safe_url)] = (time.monotonic() + UNREACHABLE_TTL, str(error))
+    why = str(error).rsplit(" (", 1)[0] if str(error).endswith(")") else str(error)
+    _unreachable[_host_key(safe_url)] = (time.monotonic() + UNREACHABLE_TTL, why)
 
 
 def _check_status(resp: requests.Response, safe_url: str) -> None:
@@ -337,9 +340,10 @@ def _stream_body(
             # decode_content=False: store the bytes exactly as served, so the byte count can be
             # compared with Content-Length and the sha256 is the file's own.
             for chunk in resp.raw.stream(CHUNK, decode_content=False):
-                out.write(chunk)
+                _write(out, chunk, tmp)
                 sha.update(chunk)
                 size += len(chunk)
+                failpoint("download.streaming")
                 now = time.monotonic()
                 if progress and now - last >= 0.5:
                     progress(size, expected, size / max(now - start, 1e-6))
@@ -349,9 +353,18 @@ def _stream_body(
             f"{redact_url(url)}: connection broke after {size} bytes: "
             f"{type(e).__name__}: {scrub(str(e), url)}"
         ) from None
+    except OSError as e:  # opening the temp file: a full disk is not a network fault
+        raise lakemod.write_error(tmp, e) from None
     if progress:
         progress(size, expected, size / max(time.monotonic() - start, 1e-6))
     return sha.hexdigest(), size
+
+
+def _write(out: Any, chunk: bytes, tmp: Path) -> None:
+    try:
+        out.write(chunk)
+    except OSError as e:
+        raise lakemod.write_error(tmp, e) from None
 
 
 def verify_file(path: Path, kind: str, *, name: str | None = None) -> None:

@@ -30,6 +30,11 @@ class BadSourceFile(PipelineError):
     parquet/gzip, malformed rows). Retrying will not help."""
 
 
+class LakeWriteError(PipelineError):
+    """The lake could not be written (disk full, read-only, no permission). Not retried: the
+    message names the file and the cause, and nothing was published."""
+
+
 class SchemaError(BadSourceFile):
     """Columns that the catalog does not know, or a required column that is missing."""
 

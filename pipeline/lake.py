@@ -24,6 +24,7 @@ from typing import Any
 import google_crc32c
 
 from pipeline import catalog
+from pipeline.errors import LakeWriteError
 
 QUALITY_FILE = "_quality.json"
 CLEAN_FILE = "part-0.parquet"
@@ -122,8 +123,18 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    try:
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
+def write_error(path: Path, error: OSError) -> LakeWriteError:
+    """One clear error for a lake file that cannot be written (``OSError`` names no file when
+    pyarrow raises it)."""
+    cause = error.strerror or str(error)
+    return LakeWriteError(f"{path}: cannot write to the lake: {cause}")
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -88,13 +87,16 @@ def probe(url: str) -> dict[str, dict[str, Any]]:
         listed = api(url, "task_list", {"status": "DISABLED", "upstream_status": "", "search": ""})
     except (OSError, ValueError, KeyError) as e:
         reason = getattr(e, "reason", None) or e
-        raise SchedulerUnreachable(
-            f"luigid at {url} is unreachable ({reason}): start it with "
-            f"`tlc-luigid --port {urllib.parse.urlsplit(url).port or 8082} "
-            "--state-path data/luigid/state.pickle --logdir data/luigid`, "
-            "or run without it by adding --local-scheduler"
-        ) from None
+        raise SchedulerUnreachable(f"luigid at {url} is unreachable ({reason})") from None
     return {k: v for k, v in listed.items() if isinstance(v, dict)}
+
+
+def start_hint(url: str) -> str:
+    port = urllib.parse.urlsplit(url).port or 8082
+    return (
+        f"start it with `tlc-luigid --port {port} --state-path data/luigid/state.pickle "
+        "--logdir data/luigid`, or run without it by adding --local-scheduler"
+    )
 
 
 def remember(url: str | None, disabled: dict[str, dict[str, Any]] | None) -> None:
@@ -114,7 +116,7 @@ def check_scheduler(argv: list[str] | None = None) -> None:
         remember(url, probe(url))
     except SchedulerUnreachable as e:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        sys.stderr.write(f"{stamp} ERROR   pipeline: {e}\n")
+        sys.stderr.write(f"{stamp} ERROR   pipeline: {e}: {start_hint(url)}\n")
         raise SystemExit(_retcode("unhandled_exception", 40)) from None
 
 

@@ -16,15 +16,27 @@ from tests.tlc_server import free_port
 
 
 class Luigid:
-    def __init__(self, workdir: Path, config: Path | None = None):
-        """``config``: a TOML file for luigid's [scheduler] settings (LUIGI_CONFIG_PATH)."""
-        self.port = free_port()
+    def __init__(
+        self, workdir: Path, config: Path | None = None, plain: bool = False, port: int = 0
+    ):
+        """``config``: a TOML file for luigid's [scheduler] settings (LUIGI_CONFIG_PATH).
+        ``plain``: Luigi's own ``luigid`` as its docs start it, on Luigi's defaults (no
+        luigi.toml, no package defaults), instead of ``tlc-luigid``."""
+        self.port = port or free_port()
         self.workdir = workdir
+        self.config, self.plain = config, plain
         workdir.mkdir(parents=True, exist_ok=True)
-        self.log = open(workdir / "luigid.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.start()
+
+    def start(self) -> None:
+        workdir, config = self.workdir, self.config
+        env = {**os.environ, **({"LUIGI_CONFIG_PATH": str(config)} if config else {})}
+        if self.plain:
+            env = {k: v for k, v in env.items() if not k.startswith("LUIGI_CONFIG")}
+        self.log = open(workdir / "luigid.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "tlc-luigid"),
+                str(Path(sys.executable).parent / ("luigid" if self.plain else "tlc-luigid")),
                 "--address",
                 "127.0.0.1",
                 "--port",
@@ -36,7 +48,8 @@ class Luigid:
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **({"LUIGI_CONFIG_PATH": str(config)} if config else {})},
+            env=env,
+            cwd=workdir,  # no luigi.toml here: a plain luigid sees Luigi's defaults only
         )
         deadline = time.monotonic() + 30
         while True:
@@ -63,3 +76,16 @@ class Luigid:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.log.close()
+
+    def kill(self) -> None:
+        """kill -9: no state is saved beyond what luigid wrote to --state-path before."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def task_status(self, task_id: str) -> str | None:
+        found = self.api("task_search", {"task_str": task_id})
+        for status, tasks in found.items():
+            if task_id in tasks:
+                return status
+        return None

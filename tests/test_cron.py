@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,15 +84,20 @@ def test_a_second_overlapping_run_exits_at_once(env: PipelineEnv):
     configure_cron(env)
     publish(env, 2021, 1)
     publish(env, 2021, 2)
-    env.server.fail("/trip-data/yellow_tripdata_2021-01.parquet", Fault("slow", delay=6))
+    release = threading.Event()
+    env.server.fail("/trip-data/yellow_tripdata_2021-01.parquet", Fault("hold", release=release))
     first = run_cron(env, "--today", "2021-04-05")
-    time.sleep(2.5)  # the first run holds the lock and waits on the slow download
-    t0 = time.monotonic()
-    second = run_cron(env, "--today", "2021-04-05")
-    out2 = second.communicate(timeout=60)[0]
-    assert time.monotonic() - t0 < 10
-    assert second.returncode == EXIT_LOCKED, out2[-2000:]
-    assert "another tlc-cron run holds" in out2
+    try:
+        # The first run is inside its download, so it holds the lock: that request is the sign.
+        env.server.wait_for_request("yellow_tripdata_2021-01")
+        t0 = time.monotonic()
+        second = run_cron(env, "--today", "2021-04-05")
+        out2 = second.communicate(timeout=60)[0]
+        assert time.monotonic() - t0 < 10
+        assert second.returncode == EXIT_LOCKED, out2[-2000:]
+        assert "another tlc-cron run holds" in out2
+    finally:
+        release.set()
     out1 = first.communicate(timeout=300)[0]
     assert first.returncode == EXIT_OK, out1[-3000:]
 
@@ -102,6 +108,6 @@ def test_scheduler_down_fails_clearly(env: PipelineEnv):
     proc = run_cron(env, "--today", "2021-04-05")
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == EXIT_NO_SCHEDULER, out[-2000:]
-    assert "luigid at 127.0.0.1:" in out
+    assert "luigid at http://127.0.0.1:" in out
     assert "unreachable" in out
     assert env.server.requests == []  # nothing ran unseen

@@ -27,11 +27,12 @@ class Fault:
     """kind: "status" (answer ``status``), "reset" (RST after half the body), "truncate"
     (full Content-Length, half the body, then close), "slow" (sleep ``delay`` s first),
     "no_length" (chunk-less body without Content-Length, cut at half), "throttle" (the whole
-    body, slowly, over ``delay`` s)."""
+    body, slowly, over ``delay`` s), "hold" (answer only once the test sets ``release``)."""
 
     kind: str
     status: int = 500
     delay: float = 0.0
+    release: threading.Event | None = None
 
 
 class TLCServer:
@@ -91,6 +92,14 @@ class TLCServer:
     def count(self, fragment: str) -> int:
         return sum(fragment in r for r in self.requests)
 
+    def wait_for_request(self, fragment: str, timeout: float = 60) -> None:
+        """Until a GET for ``fragment`` has arrived (the request is the observable event)."""
+        deadline = time.monotonic() + timeout
+        while not self.count(fragment):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no request for {fragment} within {timeout} s")
+            time.sleep(0.02)
+
     @property
     def parquet_template(self) -> str:
         return self.url + "/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet"
@@ -119,6 +128,10 @@ class TLCServer:
             fault = queue.popleft() if queue else None
         if fault and fault.kind == "slow":
             time.sleep(fault.delay)
+            fault = None
+        if fault and fault.kind == "hold":
+            assert fault.release is not None
+            fault.release.wait(timeout=120)
             fault = None
         if fault and fault.kind == "status":
             body = f"<html><body>error {fault.status}</body></html>".encode()

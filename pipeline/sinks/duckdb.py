@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from pipeline import catalog
 from pipeline.errors import PipelineError
+from pipeline.failpoints import failpoint
 from pipeline.sinks import clean_sha256
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class DuckDBWarehouse:
                     " SELECT * FROM read_parquet(?, hive_partitioning = false)",
                     [[str(f) for f in files]],
                 )
+                failpoint("duckdb.loading")
                 (rows,) = con.execute(
                     f"SELECT count(*) FROM {table}"
                     " WHERE pickup_datetime >= ? AND pickup_datetime < ?",
@@ -147,6 +149,7 @@ class DuckDBWarehouse:
                         dt.datetime.now(dt.UTC).replace(tzinfo=None),
                     ],
                 )
+                failpoint("duckdb.before_commit")
                 con.commit()
             except BaseException:
                 con.rollback()
@@ -210,6 +213,7 @@ class DuckDBWarehouse:
                         dt.datetime.now(dt.UTC).replace(tzinfo=None),
                     ],
                 )
+                failpoint("zones.duckdb")
                 con.commit()
             except BaseException:
                 con.rollback()

@@ -48,6 +48,7 @@ from psycopg2 import sql
 
 from pipeline import catalog
 from pipeline.errors import PipelineError
+from pipeline.failpoints import failpoint
 from pipeline.sinks import clean_sha256
 
 log = logging.getLogger(__name__)
@@ -319,6 +320,7 @@ class PostgresWarehouse:
                 )
             # BRIN after the COPY: built in one pass it costs less than kept up row by row.
             self._index(cur, stage)
+            failpoint("postgres.before_swap")
             # No ANALYZE here: autovacuum analyzes a new partition of this size within a
             # minute, and doing it inline costs a quarter of the COPY time.
             self._swap(conn, table, part, stage, start, end, rows, quality)
@@ -499,6 +501,7 @@ class PostgresWarehouse:
             )
             self._delete_markers(cur, table, year, month)
             target.touch(conn)
+            failpoint("postgres.swapping")
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -616,6 +619,7 @@ class PostgresWarehouse:
                 )
                 self._delete_markers(cur, ZONES_TABLE, 0, 0)
                 target.touch(conn)
+                failpoint("zones.postgres")
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -656,14 +660,19 @@ class _CopyWatcher:
             conn.autocommit = True
             cur = conn.cursor()
             name = f"{_duck_ident(self.schema)}.{_duck_ident(self.table)}"
-            while not self._stop.wait(1.0):
+            wait = 0.1  # the first look soon, then once a second
+            while not self._stop.wait(wait):
+                wait = 1.0
                 cur.execute(
                     "SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy"
                     " WHERE relid = to_regclass(%s)",
                     [name],
                 )
                 assert self.progress is not None
-                self.progress(int(cur.fetchone()[0]), self.expected)
+                done = int(cur.fetchone()[0])
+                self.progress(done, self.expected)
+                if done:
+                    failpoint("postgres.copying")  # parks this thread; the COPY goes on
         except psycopg2.Error:
             pass  # e.g. PostgreSQL 13 has no pg_stat_progress_copy
         finally:
