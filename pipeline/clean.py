@@ -53,6 +53,7 @@ def clean_month(
 ) -> dict[str, Any]:
     """Write ``out_dir`` (published atomically) and return the quality report it contains."""
     catalog.check_month(color, year, month)
+    started = time.monotonic()
     name = raw_path.name
     src = open_source(raw_path, kind)
     plan = transform.plan_columns(color, src.names, name)
@@ -124,13 +125,7 @@ def clean_month(
             failpoint("clean.before_publish")
     except OSError as e:  # the lake's disk, not the source: sources raise BadSourceFile
         raise lake.write_error(out_dir, e) from None
-    log.info(
-        "%s: %d rows in, %d out, dropped %s",
-        name,
-        rows_in,
-        rows_out,
-        {k: v for k, v in dropped.items() if v},
-    )
+    log.info("%s", clean_summary(quality, time.monotonic() - started))
     return quality
 
 
@@ -218,10 +213,21 @@ def load_month(
 
 
 def month_summary(quality: dict[str, Any], sink: str, seconds: float) -> str:
-    """``green 2021-01 -> duckdb: 76,518 rows in, 76,368 out (dropped ...), 1.2 s``."""
+    """``green 2021-01 -> duckdb: 76,518 rows in, 76,368 out (dropped ...), loaded in 1.2 s``."""
+    return f"{_month(quality)} -> {sink}: {_rows(quality)}, loaded in {seconds:.1f} s"
+
+
+def clean_summary(quality: dict[str, Any], seconds: float) -> str:
+    return f"{_month(quality)} cleaned from {quality['source_file']}: {_rows(quality)}, {seconds:.1f} s"
+
+
+def _month(quality: dict[str, Any]) -> str:
+    return f"{quality['color']} {quality['year']:04d}-{quality['month']:02d}"
+
+
+def _rows(quality: dict[str, Any]) -> str:
     dropped = ", ".join(f"{k} {v:,}" for k, v in quality["rows_dropped"].items() if v)
     return (
-        f"{quality['color']} {quality['year']:04d}-{quality['month']:02d} -> {sink}: "
         f"{quality['rows_in']:,} rows in, {quality['rows_out']:,} out"
-        f" (dropped {dropped or 'none'}), loaded in {seconds:.1f} s"
+        f" (dropped {dropped or 'none'})"
     )

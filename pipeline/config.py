@@ -13,6 +13,7 @@ import luigi
 
 from pipeline import catalog
 from pipeline.download import RetryPolicy
+from pipeline.errors import PipelineError
 from pipeline.lake import Lake
 from pipeline.sinks import Sink
 from pipeline.sinks.duckdb import DuckDBWarehouse
@@ -166,9 +167,17 @@ class bigquery(luigi.Config):
     )
 
     def get(self) -> BigQueryWarehouse:
+        from google.auth.exceptions import DefaultCredentialsError
+
         from pipeline.sinks.bigquery import BigQueryWarehouse, bigquery_client
 
-        client = bigquery_client(self.project, self.location, self.api_endpoint)
+        try:
+            client = bigquery_client(self.project, self.location, self.api_endpoint)
+        except DefaultCredentialsError as e:
+            raise PipelineError(
+                f"BigQuery: no Google credentials ({str(e).split('. ')[0]}): run "
+                "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+            ) from None
         return BigQueryWarehouse(client, self.dataset, self.location)
 
 

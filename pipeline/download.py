@@ -177,7 +177,7 @@ def _attempt(
         with resp:
             _check_status(resp, safe_url)
             expected = _content_length(resp)
-            sha, size = _stream_body(resp, tmp, url, expected, progress)
+            sha, size = _stream_body(resp, tmp, dest, url, expected, progress)
         if expected is not None and size != expected:
             raise TransientSourceError(
                 f"{safe_url}: body cut short: got {size} of {expected} bytes (Content-Length)"
@@ -328,6 +328,7 @@ def _content_length(resp: requests.Response) -> int | None:
 def _stream_body(
     resp: requests.Response,
     tmp: Path,
+    dest: Path,
     url: str,
     expected: int | None,
     progress: ProgressFn | None,
@@ -340,7 +341,7 @@ def _stream_body(
             # decode_content=False: store the bytes exactly as served, so the byte count can be
             # compared with Content-Length and the sha256 is the file's own.
             for chunk in resp.raw.stream(CHUNK, decode_content=False):
-                _write(out, chunk, tmp)
+                _write(out, chunk, dest)
                 sha.update(chunk)
                 size += len(chunk)
                 failpoint("download.streaming")
@@ -354,17 +355,17 @@ def _stream_body(
             f"{type(e).__name__}: {scrub(str(e), url)}"
         ) from None
     except OSError as e:  # opening the temp file: a full disk is not a network fault
-        raise lakemod.write_error(tmp, e) from None
+        raise lakemod.write_error(dest, e) from None
     if progress:
         progress(size, expected, size / max(time.monotonic() - start, 1e-6))
     return sha.hexdigest(), size
 
 
-def _write(out: Any, chunk: bytes, tmp: Path) -> None:
+def _write(out: Any, chunk: bytes, dest: Path) -> None:
     try:
         out.write(chunk)
-    except OSError as e:
-        raise lakemod.write_error(tmp, e) from None
+    except OSError as e:  # named after the file it is for, not its temporary name
+        raise lakemod.write_error(dest, e) from None
 
 
 def verify_file(path: Path, kind: str, *, name: str | None = None) -> None:

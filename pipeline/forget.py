@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sink",
         choices=(*config.SINKS, "all"),
         default="duckdb",
-        help="whose load marker to drop (default duckdb; 'all' needs every sink reachable)",
+        help="whose load marker to drop (default duckdb; all: every sink in [pipeline] sinks)",
     )
     p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask before deleting raw files")
@@ -112,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, ask: Callable[[str], str] = input) -> int:
     args = build_parser().parse_args(argv)
-    sinks = config.SINKS if args.sink == "all" else (args.sink,)
     try:
         catalog.check_month(args.color, args.year, args.month)
-    except BadParameter as e:
+        sinks = config.pipeline().sink_names() if args.sink == "all" else (args.sink,)
+    except (BadParameter, ValueError) as e:
         print(f"tlc-forget: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:

@@ -12,7 +12,10 @@ import logging
 import re
 from typing import Any
 
-SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|private_key", re.IGNORECASE)
+# Whole words of a key (password, db_pass, api_token...), not "passenger_count".
+SECRET_KEY = re.compile(
+    r"(^|[_\W])(pass(word|wd)?|secret|token|credentials?|private_key)($|[_\W])", re.IGNORECASE
+)
 MASK = "***"
 
 
@@ -75,9 +78,13 @@ class OneLineErrors(logging.Filter):
         elif record.levelno >= logging.WARNING and isinstance(record.msg, str):
             message = record.getMessage()
             if _TRACEBACK in message:
-                last = message.rstrip().rsplit("\n", 1)[-1]
-                if last.startswith("pipeline."):  # a qualified name: one of our errors
-                    name, _, text = last.partition(": ")
+                # The exception's own line(s) end the traceback, starting in column 0 with its
+                # qualified name; ours start with "pipeline.".
+                lines = message.rstrip().split("\n")
+                start = max(i for i, line in enumerate(lines) if not line[:1].isspace())
+                tail = " ".join(" ".join(lines[start:]).split())
+                if tail.startswith("pipeline."):
+                    name, _, text = tail.partition(": ")
                     self._replace(record, f"{_head(message)}: {name.rsplit('.', 1)[-1]}: {text}")
         return True
 

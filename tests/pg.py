@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
@@ -66,8 +67,37 @@ def server() -> Iterator[PgConn]:
         yield pg
 
 
+@dataclass
+class Cluster:
+    """A throwaway PostgreSQL cluster of the test's own, which a test may restart."""
+
+    conn: PgConn
+    run_as: list[str]
+    bindir: Path
+    data: Path
+    log: Path
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args],
+            check=True,
+            capture_output=True,
+        )
+
+    def restart(self) -> None:
+        """Fast restart: every backend is terminated, as on a server reboot or failover."""
+        self.pg_ctl("-l", str(self.log), "-m", "fast", "-w", "restart")
+
+
 @contextlib.contextmanager
 def _throwaway_cluster() -> Iterator[PgConn]:
+    with throwaway_cluster() as cluster:
+        yield cluster.conn
+
+
+@contextlib.contextmanager
+def throwaway_cluster(listen: str = "127.0.0.1") -> Iterator[Cluster]:
+    """Start a cluster with initdb/pg_ctl on a free port in a temp folder; remove it after."""
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     pg_ctl = bins[-1] if bins else shutil.which("pg_ctl")
     if not pg_ctl:
@@ -86,29 +116,27 @@ def _throwaway_cluster() -> Iterator[PgConn]:
         os.chown(tmp, owner.pw_uid, owner.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = tmp / "data", free_port()
+    cluster = Cluster(
+        PgConn(host=listen.split(",")[0], port=port, database="postgres", user="postgres"),
+        run_as,
+        bindir,
+        data,
+        tmp / "log",
+    )
     try:
         subprocess.run(
             [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
             check=True,
             capture_output=True,
         )
-        subprocess.run(
-            [
-                *run_as,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(tmp / "log"),
-                "-o",
-                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1",
-                "-w",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield PgConn(host="127.0.0.1", port=port, database="postgres", user="postgres")
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {port}\nunix_socket_directories = '{tmp}'\n")
+            conf.write(f"listen_addresses = '{listen}'\n")
+        if listen != "127.0.0.1":
+            with open(data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
+        cluster.pg_ctl("-l", str(cluster.log), "-w", "start")
+        yield cluster
     finally:
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],

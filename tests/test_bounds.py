@@ -440,3 +440,16 @@ def test_notification_server_down_leaves_result_and_exit_code_alone(
     ok = luigi(env, "DownloadMonth", "--color", "green", "--year", "2021", "--month", "1",
                "--local-scheduler")  # fmt: skip
     assert ok.rc == 0, ok.out[-3000:]
+
+
+def test_postgres_unreachable_at_scheduling_fails_within_bound(env: PipelineEnv):
+    env.configure(
+        pipeline={"sinks": ["postgres"]},
+        postgres={"host": "127.0.0.1", "port": free_port(), "connect_timeout": 5},
+    )
+    clean = {k: v for k, v in env.env().items() if not k.startswith("PG")}  # the config's server
+    r = run([LUIGI, "--module", "pipeline", "IngestMonth", "--year", "2021", "--month", "1",
+             "--local-scheduler"], clean)  # fmt: skip
+    assert r.rc == RETCODE["scheduling_error"], r.out[-3000:]
+    assert r.seconds < 10 + STARTUP
+    assert_one_line_why(r, "cannot connect: connection to server at \"127.0.0.1\"")

@@ -126,9 +126,8 @@ class PgConn:
         try:
             conn = psycopg2.connect(**self.kwargs())
         except psycopg2.Error as e:
-            raise PipelineError(
-                f"PostgreSQL {self.describe()}: cannot connect: {self.scrub(str(e)).strip()}"
-            ) from None
+            why = " ".join(self.scrub(str(e)).split())  # libpq adds a hint on a second line
+            raise PipelineError(f"PostgreSQL {self.describe()}: cannot connect: {why}") from None
         conn.set_client_encoding("utf-8")
         return conn
 
