@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from pipeline import lake
 from pipeline.errors import PipelineError
+from pipeline.gcp_retry import logged, why
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,13 @@ def storage_client(project: str | None) -> storage.Client:
 
 
 crc32c_file = lake.crc32c_file
+
+
+def _retry(what: str) -> Retry:
+    """The storage client's own retry of 408/429/5xx and resets, logged (pipeline.gcp_retry).
+    Every call below is safe to repeat: reads, and uploads of the same bytes to the same
+    name, whose crc32c the server and then ``upload_month`` check."""
+    return logged(DEFAULT_RETRY, f"GCS {what}", log)
 
 
 @dataclass(frozen=True)
@@ -88,13 +98,14 @@ class GcsLake:
 
     def remote(self, color: str, year: int, month: int) -> dict[str, tuple[int, str]]:
         prefix = self.month_prefix(color, year, month)
+        what = f"listing {color} {year:04d}-{month:02d} in gs://{self.bucket}/{prefix}"
         try:
-            blobs = self.client.list_blobs(self.bucket, prefix=prefix)
+            blobs = self.client.list_blobs(self.bucket, prefix=prefix, retry=_retry(what))
             return {b.name[len(prefix) :]: (int(b.size), b.crc32c) for b in blobs}
         except gexc.NotFound:
             return {}
         except gexc.GoogleAPICallError as e:
-            raise PipelineError(f"GCS gs://{self.bucket}/{prefix}: cannot list: {e}") from None
+            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
 
     def month_complete(self, clean_dir: Path, color: str, year: int, month: int) -> bool:
         remote = self.remote(color, year, month)
@@ -109,13 +120,18 @@ class GcsLake:
         blob = self.client.bucket(self.bucket).blob(
             self.month_prefix(color, year, month) + lake.QUALITY_FILE
         )
+        uri = self.uri(color, year, month, lake.QUALITY_FILE)
+        what = f"read of {color} {year:04d}-{month:02d} {uri}"
         try:
-            return json.loads(blob.download_as_bytes())
+            return json.loads(blob.download_as_bytes(retry=_retry(what)))
         except gexc.NotFound:
             raise PipelineError(
                 f"GCS {self.uri(color, year, month, lake.QUALITY_FILE)} is missing: "
                 "run UploadGCS for the month first"
             ) from None
+        except gexc.GoogleAPICallError as e:
+            # e.g. 403 when the account may not read the bucket: one line, not a traceback
+            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
 
     def remove_month(self, color: str, year: int, month: int, dry_run: bool = False) -> list[str]:
         """Delete the month's objects (to force a re-upload); return their URIs."""
@@ -174,6 +190,7 @@ class GcsLake:
         for name in sorted(todo, key=lambda n: n == lake.QUALITY_FILE):
             path = clean_dir / name
             blob = bucket.blob(self.month_prefix(color, year, month) + name, chunk_size=CHUNK)
+            what = f"upload of {color} {year:04d}-{month:02d} to gs://{self.bucket}/{blob.name}"
             base = sent
 
             def report(done: int, base: int = base) -> None:
@@ -190,14 +207,21 @@ class GcsLake:
                         content_type="application/json"
                         if name.endswith(".json")
                         else "application/vnd.apache.parquet",
+                        # Explicit, although google-cloud-storage >= 3 retries uploads by
+                        # default: sending the same bytes to the same name again is safe (the
+                        # crc32c checks below refuse anything else), and each retry is logged.
+                        retry=_retry(what),
                     )
+                blob.reload(retry=_retry(f"checking the {what}"))
             except gexc.GoogleAPICallError as e:
-                raise PipelineError(f"GCS upload of {path} to {blob.name} failed: {e}") from None
+                raise PipelineError(f"GCS {what} failed: {why(e)}") from None
             except google_crc32c_mismatch_errors() as e:
+                # DataCorruption: the object's crc32c is not the file's (bytes changed on the
+                # way, or a resent chunk stored twice). The client deletes what a resumable
+                # upload made; the next run uploads the object again.
                 raise PipelineError(
-                    f"GCS upload of {path}: the bucket's crc32c does not match the file ({e})"
+                    f"GCS {what}: the bucket's crc32c does not match the file ({e})"
                 ) from None
-            blob.reload()
             if (int(blob.size), blob.crc32c) != want[name]:
                 raise PipelineError(
                     f"GCS gs://{self.bucket}/{blob.name}: stored size/crc32c "

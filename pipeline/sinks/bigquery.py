@@ -16,7 +16,8 @@ Jobs have deterministic ids, made of the colour, the month, a hash of the month'
 values, and an attempt number. A rerun that finds its job id taken (409 Conflict) resumes that
 job instead of loading twice, as dlt does. A job that failed for a transient reason
 (backendError, rateLimitExceeded, internalError) is retried under the next attempt number; any
-other failure ends the load with the job's own error message.
+other failure ends the load with the job's own error message. A job id that an earlier run's
+failed job holds is passed over, so a month that failed once can be loaded again.
 
 luigi.contrib.bigquery is not used: its BigQueryTarget only checks that a table exists, so after
 one month every month of an appended table would look complete.
@@ -38,10 +39,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.cloud import bigquery
 
 from pipeline import catalog
 from pipeline.errors import PipelineError
+from pipeline.gcp_retry import logged, why
 from pipeline.sinks import clean_sha256
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,9 @@ MARKER_TABLE = "_pipeline_loads"
 ZONES_TABLE = "taxi_zones"
 CLUSTER_BY = ("pu_location_id",)
 TRANSIENT_REASONS = frozenset({"backendError", "rateLimitExceeded", "internalError"})
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = 4  # jobs run per load and per swap, in one run
+RETRY_WAIT = 2.0  # seconds before the 2nd attempt; doubles, at most 30 s
+MAX_JOB_IDS = 1000  # ids tried past the ones earlier runs' failed jobs hold
 
 # The TLC's times are naive New York local times: DATETIME, not TIMESTAMP (which is an instant
 # in UTC and would make every reader think about zones the data does not have).
@@ -227,6 +232,7 @@ COMMIT TRANSACTION;
                 job_id=job_id,
                 job_config=self.load_job_config(color),
                 location=self.location,
+                retry=_retry(f"{what}: jobs.insert {job_id}"),
             ),
             still_useful=lambda job: self._exists(stage),
         )
@@ -259,6 +265,7 @@ COMMIT TRANSACTION;
                 self.swap_sql(color, year, month, stage, {**marker, "query_job_id": job_id}),
                 job_id=job_id,
                 location=self.location,
+                retry=_retry(f"{what}: jobs.insert {job_id}"),
                 job_retry=None,  # a failed job id cannot be reused; _run_job moves to the next
             ),
             still_useful=lambda job: (
@@ -294,31 +301,54 @@ COMMIT TRANSACTION;
         """Run a job under a deterministic id; resume it on 409; retry transient failures
         under the next attempt number.
 
-        A resumed job that finished long ago may no longer have done what we need (its stage
-        was dropped after an earlier swap, say): ``still_useful`` says so, and the next
-        attempt number runs it afresh."""
-        last = ""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            job_id = f"{base}_{attempt}"
+        A 409 means the id is taken: by an earlier run, or by this one when the answer to
+        jobs.insert was lost and the client sent it again. A job still running, or done and
+        still of use, is resumed. One that failed, or whose result is gone (``still_useful``
+        says so: its stage was dropped after an earlier swap, say), is passed over: BigQuery
+        never reuses a job id, so the next number runs the job afresh. Passed-over ids are
+        not attempts of this run."""
+        tries, last = 0, ""
+        for n in range(1, MAX_JOB_IDS + 1):
+            if tries == MAX_ATTEMPTS:
+                break
+            job_id = f"{base}_{n}"
+            counted = False
             try:
                 job = submit(job_id)
             except gexc.Conflict:
                 job = self.client.get_job(job_id, location=self.location)
-                log.info("%s: resuming existing job %s (%s)", what, job_id, job.state)
-                if job.state == "DONE" and not job.error_result and not still_useful(job):
+                if job.state == "DONE" and job.error_result:
+                    # Resuming a failed job would fail the month for good (every rerun finds
+                    # the same id taken, by the same failure), even after an outage or a
+                    # missing permission is over. Should the job be this run's own (its
+                    # jobs.insert answer lost), the next id runs it once more, and fails the
+                    # same way if the failure is permanent.
+                    log.info(
+                        "%s: job %s failed before (%s); the next id runs it again",
+                        what,
+                        job_id,
+                        job.error_result.get("reason"),
+                    )
+                    continue
+                if job.state == "DONE" and not still_useful(job):
                     log.info("%s: job %s is done but its result is gone; rerunning", what, job_id)
                     continue
+                log.info("%s: resuming existing job %s (%s)", what, job_id, job.state)
             except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as e:
-                # The request may or may not have created the job: the same id next time
-                # either creates it or resumes it.
-                last = str(e)
-                time.sleep(min(2**attempt, 30))
+                # The client's own retries got no answer, so the job may or may not exist: the
+                # same id, after the wait, is resumed if it does, or the next id runs it.
+                tries, counted, last = tries + 1, True, why(e)
+                if tries == MAX_ATTEMPTS:
+                    break
+                self._wait(what, tries, last)
                 try:
                     job = self.client.get_job(job_id, location=self.location)
                 except gexc.NotFound:
                     continue
             except gexc.GoogleAPICallError as e:
                 raise PipelineError(f"{what}: {e.message}") from None
+            if not counted:
+                tries += 1
             try:
                 job.result()
                 return job
@@ -326,8 +356,13 @@ COMMIT TRANSACTION;
                 reason = (job.error_result or {}).get("reason", "")
                 message = (job.error_result or {}).get("message") or e.message
                 if reason in TRANSIENT_REASONS:
+                    # The job ended DONE with errorResult backendError, rateLimitExceeded or
+                    # internalError. BigQuery applies a load job or a transaction only when it
+                    # succeeds, and both are repeatable here anyway (a WRITE_TRUNCATE stage;
+                    # DELETE the month, then INSERT): the next id runs the job again.
                     last = f"{reason}: {message}"
-                    time.sleep(min(2**attempt, 30))
+                    if tries < MAX_ATTEMPTS:
+                        self._wait(what, tries, last)
                     continue
                 detail = "; ".join(
                     err.get("message", "") for err in (job.errors or []) if err.get("message")
@@ -336,7 +371,22 @@ COMMIT TRANSACTION;
                     f"{what}: job {job_id} failed: {message}"
                     + (f" ({detail})" if detail and detail != message else "")
                 ) from None
+        if tries < MAX_ATTEMPTS:
+            raise PipelineError(f"{what}: job ids {base}_1 to _{MAX_JOB_IDS} are all taken")
         raise PipelineError(f"{what}: gave up after {MAX_ATTEMPTS} attempts ({last})")
+
+    @staticmethod
+    def _wait(what: str, tries: int, cause: str) -> None:
+        wait = min(RETRY_WAIT * 2 ** (tries - 1), 30.0)
+        log.warning(
+            "%s: attempt %d/%d failed, retrying in %.1f s: %s",
+            what,
+            tries,
+            MAX_ATTEMPTS,
+            wait,
+            cause,
+        )
+        time.sleep(wait)
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -446,6 +496,12 @@ _MARKER_COLUMNS = (
     "query_job_id",
     "loaded_at",
 )
+
+
+def _retry(what: str) -> Retry:
+    """The BigQuery client's own retry of jobs.insert, logged (pipeline.gcp_retry). A retried
+    insert of a job that was made after all gets 409, which _run_job resumes."""
+    return logged(bigquery.DEFAULT_RETRY, what, log)
 
 
 def source_crc(quality: dict[str, Any]) -> str:

@@ -1,0 +1,53 @@
+"""The Google clients' own retries of transient HTTP errors, bounded and logged.
+
+google-cloud-storage retries 408, 429, 5xx and dropped connections by itself for up to 2
+minutes, google-cloud-bigquery the reasons backendError, rateLimitExceeded, internalError and
+badGateway for up to 10, both silently. ``logged()`` keeps a client's own predicate, backoff
+and deadline, stops after ``ATTEMPTS`` failed requests of one call, and logs each retry as
+one WARNING line, so an outage shows in the log while it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from google.api_core.retry import Retry
+
+ATTEMPTS = 6
+
+
+def logged(base: Retry, what: str, logger: logging.Logger, attempts: int = ATTEMPTS) -> Retry:
+    """``base`` (a client's DEFAULT_RETRY) with one WARNING line per retry of ``what``."""
+    failed = 0
+
+    def on_error(exc: Exception) -> None:
+        nonlocal failed
+        failed += 1
+        if failed >= attempts:
+            raise exc  # the last attempt: the caller gets the error itself
+        logger.warning("%s: attempt %d/%d failed, retrying: %s", what, failed, attempts, why(exc))
+
+    # Retry has no public way to add on_error to a copy, nor to read the predicate: the
+    # clients' retry objects are rebuilt from their own settings.
+    return Retry(
+        predicate=base._predicate,
+        initial=base._initial,
+        maximum=base._maximum,
+        multiplier=base._multiplier,
+        timeout=base._timeout,
+        on_error=on_error,
+    )
+
+
+def why(exc: BaseException) -> str:
+    """One line: the HTTP status and the service's own message (not the raw JSON body, nor
+    the client's repr of the response)."""
+    response: Any = getattr(exc, "response", None)
+    status = getattr(exc, "code", None) or getattr(response, "status_code", None)
+    try:
+        message = response.json()["error"]["message"]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        message = getattr(exc, "message", None) or str(exc)
+    text = f"{status} {message}" if status else f"{type(exc).__name__}: {message}"
+    return " ".join(text.split())[:500]
