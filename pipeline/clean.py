@@ -218,7 +218,8 @@ def month_summary(quality: dict[str, Any], sink: str, seconds: float) -> str:
 
 
 def clean_summary(quality: dict[str, Any], seconds: float) -> str:
-    return f"{_month(quality)} cleaned from {quality['source_file']}: {_rows(quality)}, {seconds:.1f} s"
+    source = quality["source_file"]
+    return f"{_month(quality)} cleaned from {source}: {_rows(quality)}, in {seconds:.1f} s"
 
 
 def _month(quality: dict[str, Any]) -> str:
@@ -228,6 +229,5 @@ def _month(quality: dict[str, Any]) -> str:
 def _rows(quality: dict[str, Any]) -> str:
     dropped = ", ".join(f"{k} {v:,}" for k, v in quality["rows_dropped"].items() if v)
     return (
-        f"{quality['rows_in']:,} rows in, {quality['rows_out']:,} out"
-        f" (dropped {dropped or 'none'})"
+        f"{quality['rows_in']:,} rows in, {quality['rows_out']:,} out (dropped {dropped or 'none'})"
     )

@@ -452,4 +452,4 @@ def test_postgres_unreachable_at_scheduling_fails_within_bound(env: PipelineEnv)
              "--local-scheduler"], clean)  # fmt: skip
     assert r.rc == RETCODE["scheduling_error"], r.out[-3000:]
     assert r.seconds < 10 + STARTUP
-    assert_one_line_why(r, "cannot connect: connection to server at \"127.0.0.1\"")
+    assert_one_line_why(r, 'cannot connect: connection to server at "127.0.0.1"')

@@ -13,6 +13,8 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,8 @@ from tests.conftest import REPO
 
 # Programs the README may use that are not ours.
 EXTERNAL = {"python3.11", "bash", "psql", "cp", "docker"}
+# Luigi's own tools, installed with it.
+LUIGI_TOOLS = {"luigi-deps-tree"}
 LUIGI_GLOBAL_FLAGS = {"--local-scheduler", "--no-lock", "--workers", "--log-level"}
 
 
@@ -62,6 +66,10 @@ def check(cmd: list[str]) -> None:
     if prog in EXTERNAL:
         return
     if prog == "pip":
+        return
+    if prog in LUIGI_TOOLS:
+        assert (Path(sys.executable).parent / prog).exists(), f"{prog} is not installed"
+        assert cmd[1:3] == ["--module", "pipeline"], cmd
         return
     if prog == "luigi":
         assert cmd[1:3] == ["--module", "pipeline"], cmd
