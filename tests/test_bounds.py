@@ -11,17 +11,12 @@ pyarrow and Luigi takes 1-2 s on these machines).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,30 +24,13 @@ import pytest
 from pipeline.synthetic import write_yellow_month
 from tests.conftest import REPO, PipelineEnv
 from tests.luigid import Luigid
+from tests.support.commands import STARTUP, Run, run, unreachable_source
+from tests.support.webhook import webhook
 from tests.tlc_server import free_port
 
 BIN = Path(sys.executable).parent
 LUIGI, CRON, FORGET = str(BIN / "luigi"), str(BIN / "tlc-cron"), str(BIN / "tlc-forget")
-STARTUP = 5.0  # allowance for interpreter start-up and imports on a busy CI machine
 RETCODE = {"ok": 0, "missing_data": 20, "task_failed": 30, "scheduling_error": 35, "cannot_run": 40}
-
-
-@dataclass
-class Run:
-    rc: int
-    out: str
-    seconds: float
-
-    def lines(self, level: str) -> list[str]:
-        return [line for line in self.out.splitlines() if f" {level} " in line[:40]]
-
-
-def run(cmd: list[str], env: dict[str, str], cwd: Path = REPO, timeout: float = 180) -> Run:
-    started = time.monotonic()
-    proc = subprocess.run(
-        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    return Run(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
 
 
 def luigi(env: PipelineEnv, *args: str, cwd: Path = REPO, extra_env: dict | None = None) -> Run:
@@ -178,17 +156,7 @@ def test_luigid_down_fails_at_once_with_what_to_do(env: PipelineEnv):
 
 
 def test_source_refusing_connections_fails_within_bound(env: PipelineEnv):
-    port = free_port()  # nothing listens there
-    dead = f"http://127.0.0.1:{port}"
-    env.configure(
-        source={
-            "parquet_url": dead + "/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet",
-            "zones_url": dead + "/misc/taxi_zone_lookup.csv",
-            # the shipped unreachable_for and backoff: how long a user would wait
-            "unreachable_for": 10.0,
-            "backoff": 1.0,
-        }
-    )
+    port = unreachable_source(env)
     r = luigi(env, "LoadDuckDB", "--year", "2021", "--month", "1", "--local-scheduler")
     assert r.rc == RETCODE["scheduling_error"], r.out[-3000:]
     assert r.seconds < 30, r.seconds
@@ -344,78 +312,16 @@ def test_forget_defaults_to_the_load_and_asks_before_raw(env: PipelineEnv, tlc: 
     assert not LoadDuckDB(color="green", year=2021, month=1).complete()
 
 
-# --- tlc-cron -----------------------------------------------------------------------------------
-def configure_cron(env: PipelineEnv, **cron: object) -> None:
-    env.configure(
-        cron={
-            "colors": ["yellow"],
-            "catch_up_months": 2,
-            "publication_lag_days": 30,
-            "local_scheduler": True,
-            "lock_file": str(env.root / "cron.lock"),
-            "log_file": str(env.root / "logs" / "tlc-cron.log"),
-            **cron,
-        }
-    )
-
-
-def test_cron_against_an_unreachable_source_ends_within_bound(env: PipelineEnv):
-    configure_cron(env)
-    dead = f"http://127.0.0.1:{free_port()}"
-    env.configure(
-        source={
-            "parquet_url": dead + "/trip-data/{color}_tripdata_{year:04d}-{month:02d}.parquet",
-            "zones_url": dead + "/misc/taxi_zone_lookup.csv",
-            "unreachable_for": 10.0,
-            "backoff": 1.0,
-        }
-    )
-    r = run([CRON, "--today", "2021-04-05"], env.env())
-    assert r.rc == 1, r.out[-3000:]
-    assert r.seconds < 30 + STARTUP, r.seconds
-    assert "summary: done 0, skipped 0, not yet published 0, failed 2" in r.out
-    assert "Traceback" not in r.out
-
-
-def test_cron_with_luigid_down_exits_3(env: PipelineEnv):
-    configure_cron(env, local_scheduler=False)
-    env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()})
-    r = run([CRON, "--today", "2021-04-05"], env.env())
-    assert r.rc == 3, r.out
-    assert r.seconds < 5 + STARTUP
-    assert_one_line_why(r, "is unreachable")
-
-
 # --- notifications ------------------------------------------------------------------------------
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Hook.received.append(json.loads(body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_one_webhook_post_per_failed_task(env: PipelineEnv, tlc: Path, luigid: Luigid):
-    _Hook.received = []
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    try:
-        env.configure(pipeline={"webhook_url": f"http://127.0.0.1:{hook.server_address[1]}/h"})
-        env.configure(pipeline={"sinks": ["duckdb"]})
+    with webhook() as hook:
+        env.configure(pipeline={"webhook_url": hook.url, "sinks": ["duckdb"]})
         publish_bad_month(env, tlc)
         use_scheduler(env, luigid)
         r = luigi(env, "IngestMonth", "--year", "2022", "--month", "1")
         assert r.rc == RETCODE["task_failed"], r.out[-3000:]
-    finally:
-        hook.shutdown()
-    assert [m["task"] for m in _Hook.received] == ["DownloadMonth"]
-    assert _Hook.received[0]["error"].startswith("BadSourceFile: ")
+    assert [m["task"] for m in hook.received] == ["DownloadMonth"]
+    assert hook.received[0]["error"].startswith("BadSourceFile: ")
 
 
 @pytest.mark.parametrize("down", ["webhook", "smtp"])

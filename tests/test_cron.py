@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from pipeline.cron import (
+    EXIT_FAILED,
     EXIT_LOCKED,
     EXIT_NO_SCHEDULER,
     EXIT_OK,
@@ -18,6 +19,7 @@ from pipeline.cron import (
 )
 from pipeline.synthetic import write_yellow_month
 from tests.conftest import REPO, PipelineEnv
+from tests.support.commands import STARTUP, unreachable_source
 from tests.tlc_server import Fault, free_port
 
 CRON = str(Path(sys.executable).parent / "tlc-cron")
@@ -106,8 +108,23 @@ def test_scheduler_down_fails_clearly(env: PipelineEnv):
     configure_cron(env, local_scheduler=False)
     env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()})
     proc = run_cron(env, "--today", "2021-04-05")
+    started = time.monotonic()
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == EXIT_NO_SCHEDULER, out[-2000:]
+    assert time.monotonic() - started < 5 + STARTUP
     assert "luigid at http://127.0.0.1:" in out
     assert "unreachable" in out
+    assert "Traceback" not in out
     assert env.server.requests == []  # nothing ran unseen
+
+
+def test_cron_against_an_unreachable_source_ends_within_bound(env: PipelineEnv):
+    configure_cron(env)
+    unreachable_source(env)
+    proc = run_cron(env, "--today", "2021-04-05")
+    started = time.monotonic()
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == EXIT_FAILED, out[-3000:]
+    assert time.monotonic() - started < 30 + STARTUP
+    assert "summary: done 0, skipped 0, not yet published 0, failed 2" in out
+    assert "Traceback" not in out

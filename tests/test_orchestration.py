@@ -3,13 +3,12 @@ three workers sharing one scheduler and one lake."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
@@ -21,6 +20,7 @@ from pipeline import backfill, catalog
 from pipeline.synthetic import write_yellow_month
 from tests.conftest import PipelineEnv, _to_toml
 from tests.luigid import Luigid
+from tests.support.webhook import webhook
 from tests.tlc_server import Fault
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
@@ -138,20 +138,6 @@ def test_transient_fault_is_retried_inside_the_task_in_one_run(env: PipelineEnv,
 
 
 # --- notifications --------------------------------------------------------------------------
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Hook.received.append(json.loads(body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_failure_sends_email_and_webhook_without_secrets(
     env: PipelineEnv, luigid: Luigid, tlc: Path
 ):
@@ -159,6 +145,7 @@ def test_failure_sends_email_and_webhook_without_secrets(
     from aiosmtpd.handlers import Sink as _  # noqa: F401  (import check)
 
     mails: list[bytes] = []
+    stack = contextlib.ExitStack()
 
     class Collect:
         async def handle_DATA(self, server, session, envelope):  # noqa: N802
@@ -169,15 +156,13 @@ def test_failure_sends_email_and_webhook_without_secrets(
 
     smtp = Controller(Collect(), hostname="127.0.0.1", port=free_port())
     smtp.start()
-    _Hook.received = []
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
     secret = "hunter2-Secret-pw"
     try:
+        hook = stack.enter_context(webhook())
         env.configure(
             email={"receiver": "ops@example.org", "force_send": True, "sender": "tlc@localhost"},
             smtp={"host": "127.0.0.1", "port": smtp.port},
-            pipeline={"webhook_url": f"http://127.0.0.1:{hook.server_address[1]}/hook"},
+            pipeline={"webhook_url": hook.url},
             postgres={"password": secret},
             source={
                 # a signed-URL-like template: its token must not reach any message
@@ -189,10 +174,10 @@ def test_failure_sends_email_and_webhook_without_secrets(
         assert run.returncode == RETCODE["task_failed"], run.stderr[-3000:]
     finally:
         smtp.stop()
-        hook.shutdown()
+        stack.close()
 
-    assert len(_Hook.received) == 1
-    msg = _Hook.received[0]
+    assert len(hook.received) == 1
+    msg = hook.received[0]
     assert msg["task"] == "DownloadMonth"
     assert msg["color"] == "yellow"
     assert msg["month"] == "2022-01"
