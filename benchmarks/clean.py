@@ -38,7 +38,7 @@ SIZES = (1_369_769, 7_696_617)
 
 # --- the two cleans, each run in its own process -----------------------------------------------
 def run_pipeline(src: Path, out: Path) -> int:
-    from pipeline.clean import clean_month
+    from pipeline.transform.clean import clean_month
 
     quality = clean_month(src, "parquet", "yellow", 2021, 1, out)
     return quality["rows_out"]
@@ -48,7 +48,7 @@ def run_pandas(src: Path, out: Path) -> int:
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline import catalog
+    from pipeline.domain import catalog
 
     index = catalog.alias_index("yellow")
     df = pd.read_parquet(src)
@@ -106,7 +106,7 @@ def measure(which: str, src: Path, work: Path, run: int) -> dict[str, float]:
 
 
 def bench(rows: int, runs: int, work: Path) -> dict[str, dict[str, float]]:
-    from pipeline.synthetic import write_yellow_month
+    from tools.synthetic import write_yellow_month
 
     src = write_yellow_month(work / f"yellow_tripdata_2021-01.{rows}.parquet", rows)
     medians: dict[str, dict[str, float]] = {}

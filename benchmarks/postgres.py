@@ -64,8 +64,8 @@ def conn_args(db: str) -> dict[str, object]:
 
 # --- children ---------------------------------------------------------------------------------
 def child_pipeline(clean_dir: str, db: str, schema: str) -> dict[str, float]:
-    from pipeline.clean import load_month
-    from pipeline.sinks.postgres import PgConn, PostgresWarehouse
+    from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
+    from pipeline.transform.clean import load_month
 
     c = conn_args(db)
     wh = PostgresWarehouse(
@@ -156,8 +156,8 @@ def main() -> None:
         print(json.dumps(fn(a, db, b)))
         return
 
-    from pipeline.clean import clean_month
-    from pipeline.synthetic import write_yellow_month
+    from pipeline.transform.clean import clean_month
+    from tools.synthetic import write_yellow_month
 
     db = f"tlc_bench_{os.getpid()}"
     admin = admin_conn()

@@ -40,8 +40,8 @@ def add_bigquery_markers(root: Path, endpoint: str, project: str, dataset: str) 
     """The same months as complete in BigQuery: one load job of marker rows."""
     import pyarrow as pa
 
-    from pipeline import backfill
-    from pipeline.sinks.bigquery import (
+    from pipeline.orchestration import backfill
+    from pipeline.sinks.bigquery.warehouse import (
         _MARKER_COLUMNS,
         MARKER_TABLE,
         BigQueryWarehouse,
@@ -81,7 +81,8 @@ def add_bigquery_markers(root: Path, endpoint: str, project: str, dataset: str) 
 def build(root: Path) -> int:
     import duckdb
 
-    from pipeline import backfill, lake
+    from pipeline import lake
+    from pipeline.orchestration import backfill
     from pipeline.sinks.duckdb import MARKER_TABLE, DuckDBWarehouse
 
     the_lake = lake.Lake(root / "lake")
@@ -110,8 +111,8 @@ def build(root: Path) -> int:
 
 BASELINE = """
 import sys, luigi, pipeline
-from pipeline import backfill
-from pipeline.tasks import IngestMonth
+from pipeline.orchestration import backfill
+from pipeline.orchestration.tasks import IngestMonth
 months = backfill.months(%r, __import__("datetime").date(2015, 1, 1),
                          __import__("datetime").date(2024, 12, 1))
 ok = luigi.build([IngestMonth(color=c, year=y, month=m) for c, y, m in months],

@@ -1,28 +1,31 @@
 """tlc-pipeline: NYC TLC trip records into a lake and a warehouse, as a Luigi graph.
 
 ``luigi --module pipeline LoadDuckDB --color green --year 2021 --month 1``
+
+The package's layers, from the data up (docs/architecture.md has the tour):
+``domain`` (months, catalog, quality report, errors) < ``extract`` (download, source readers)
+< ``transform`` (pure Arrow rules; clean_month) < ``lake`` (local folder, GCS copy) and
+``sinks`` (DuckDB, PostgreSQL, BigQuery) < ``orchestration`` (Luigi) < ``cli``.
 """
 
 import os
 
 # Arrow reads this when its default pool is first used. jemalloc returns freed memory to the
 # OS sooner than mimalloc (Arrow's usual default): a clean's peak RSS is ~25 % lower with
-# jemalloc (pipeline/clean.py, benchmarks/README.md). A user's own choice wins.
+# jemalloc (pipeline/transform/clean.py, benchmarks/README.md). A user's own choice wins.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
-__version__ = "0.1.0"
+from pipeline.domain.version import VERSION as __version__  # noqa: N811
+from pipeline.orchestration import bootstrap, logs
 
-from pipeline import bootstrap, logsafe
+logs.install()  # before Luigi reads (and logs) the configuration
+bootstrap.install()  # TOML, and the package's defaults under ./luigi.toml
 
-logsafe.install()  # before Luigi reads (and logs) the configuration
-bootstrap.install()  # TOML, and the package's defaults under ./luigi.toml (pipeline/bootstrap.py)
-
-from pipeline import preflight  # noqa: E402
+from pipeline.orchestration import notify, preflight  # noqa: E402,F401  (notify: the webhook)
 
 preflight.check_scheduler()  # `luigi --module pipeline ...` against a luigid that is down
 
-from pipeline import notify  # noqa: E402,F401  (registers the failure webhook)
-from pipeline.tasks import (  # noqa: E402
+from pipeline.orchestration.tasks import (  # noqa: E402
     Backfill,
     CleanParquet,
     DownloadMonth,
@@ -48,4 +51,5 @@ __all__ = [
     "LoadZones",
     "MonthPublished",
     "UploadGCS",
+    "__version__",
 ]

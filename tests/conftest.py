@@ -17,7 +17,7 @@ from luigi.configuration import LuigiTomlParser
 from luigi.task_register import Register
 
 import pipeline  # noqa: F401  (selects the TOML parser before any config is read)
-from pipeline.sinks.postgres import PgConn, PostgresWarehouse
+from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
 from tests import gcp_emulators
 from tests import pg as pgserver
 from tests.tlc_server import TLCServer

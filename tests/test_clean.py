@@ -18,9 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import catalog, lake
-from pipeline.clean import clean_month
-from pipeline.errors import BadSourceFile, CastError, SchemaError
+from pipeline.domain import catalog
+from pipeline.domain.errors import BadSourceFile, CastError, SchemaError
+from pipeline.lake import local as lake
+from pipeline.transform.clean import clean_month
 from tests.conftest import TLC
 
 ERA_FILES = sorted(p.name for p in (TLC / "eras").glob("*")) if TLC.is_dir() else []

@@ -117,7 +117,7 @@ def test_default_color_is_yellow(env: PipelineEnv):
     )
     assert proc.returncode == 0, proc.stderr
     assert "--color" in proc.stdout
-    from pipeline.tasks import LoadDuckDB
+    from pipeline.orchestration.tasks import LoadDuckDB
 
     assert LoadDuckDB(year=2021, month=1).color == "yellow"
 

@@ -10,17 +10,17 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.cron import (
+from pipeline.cli.cron import (
     EXIT_FAILED,
     EXIT_LOCKED,
     EXIT_NO_SCHEDULER,
     EXIT_OK,
     expected_months,
 )
-from pipeline.synthetic import write_yellow_month
 from tests.conftest import REPO, PipelineEnv
 from tests.support.commands import STARTUP, unreachable_source
 from tests.tlc_server import Fault, free_port
+from tools.synthetic import write_yellow_month
 
 CRON = str(Path(sys.executable).parent / "tlc-cron")
 

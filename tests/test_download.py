@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import lake
-from pipeline.download import RetryPolicy, download, is_published, redact_url, verify_file
-from pipeline.errors import (
+from pipeline.domain.errors import (
     BadSourceFile,
     MonthNotPublished,
     PipelineError,
     SourceUnreachable,
     TransientSourceError,
 )
+from pipeline.extract.download import RetryPolicy, download, is_published, redact_url, verify_file
+from pipeline.lake import local as lake
 from tests.tlc_server import Fault, TLCServer, free_port
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, connect_timeout=2, read_timeout=1)

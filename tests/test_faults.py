@@ -27,16 +27,18 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import catalog, config, lake
-from pipeline.errors import LakeWriteError
-from pipeline.failpoints import DIR_ENV, ENV
-from pipeline.sinks.postgres import PgConn, PostgresWarehouse
-from pipeline.synthetic import write_yellow_month
-from pipeline.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadPostgres
+from pipeline.domain import catalog
+from pipeline.domain.errors import LakeWriteError
+from pipeline.lake import local as lake
+from pipeline.orchestration import config
+from pipeline.orchestration.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadPostgres
+from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
+from pipeline.util.failpoints import DIR_ENV, ENV
 from tests import pg as pgserver
 from tests.conftest import REPO, PipelineEnv, pg_query
 from tests.luigid import Luigid
 from tests.tlc_server import Fault
+from tools.synthetic import write_yellow_month
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
 FORGET = str(Path(sys.executable).parent / "tlc-forget")

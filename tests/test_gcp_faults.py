@@ -22,12 +22,14 @@ from pathlib import Path
 import pytest
 from google.cloud import bigquery
 
-from pipeline import config, gcp_retry, lake
-from pipeline.errors import PipelineError
-from pipeline.gcs import GcsLake, storage_client
-from pipeline.sinks import bigquery as bq_sink
-from pipeline.sinks.bigquery import MAX_ATTEMPTS, bigquery_client
-from pipeline.tasks import LoadBigQuery, UploadGCS
+from pipeline.domain.errors import PipelineError
+from pipeline.lake import local as lake
+from pipeline.lake.gcs import GcsLake, storage_client
+from pipeline.orchestration import config
+from pipeline.orchestration.tasks import LoadBigQuery, UploadGCS
+from pipeline.sinks.base import bigquery as bq_sink
+from pipeline.sinks.bigquery.warehouse import MAX_ATTEMPTS, bigquery_client
+from pipeline.util import gcp_retry
 from tests.conftest import TLC, PipelineEnv
 from tests.fault_proxy import JOBS_INSERT, FaultProxy
 from tests.gcp_emulators import PROJECT, FakeGCS, LocalBigQuery

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import lake
+from pipeline.lake import local as lake
 
 KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
-from pipeline.clean import clean_month
+from pipeline.transform.clean import clean_month
 def slow(rows, msg):
     print(rows, flush=True)
     time.sleep(0.05)
@@ -87,7 +87,7 @@ def test_kill_9_during_clean_leaves_no_month_and_rerun_sweeps(tlc: Path, tmp_pat
     assert len(leftovers) == 1
     assert leftovers[0].name.startswith(".month=01.tmp-")
 
-    from pipeline.clean import clean_month
+    from pipeline.transform.clean import clean_month
 
     q = clean_month(src, "parquet", "green", 2021, 1, out)
     assert q["rows_out"] == 76368

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from luigi.configuration import LuigiTomlParser
 
-from pipeline import logsafe
+from pipeline.orchestration import logs as logsafe
 
 
 def test_luigis_loaded_config_line_masks_passwords(

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import backfill, catalog
-from pipeline.synthetic import write_yellow_month
+from pipeline.domain import catalog
+from pipeline.orchestration import backfill
 from tests.conftest import PipelineEnv, _to_toml
 from tests.luigid import Luigid
 from tests.support.webhook import webhook
 from tests.tlc_server import Fault
+from tools.synthetic import write_yellow_month
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
 RETCODE = {"missing_data": 20, "task_failed": 30, "scheduling_error": 35}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from pipeline import forget, ingest
+from pipeline.cli import forget, ingest
 from tests.conftest import REPO
 
 # Programs the README may use that are not ours.

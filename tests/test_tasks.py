@@ -9,9 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from pipeline import forget, lake
-from pipeline.errors import BadSourceFile, MonthNotPublished
-from pipeline.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadZones
+from pipeline.cli import forget
+from pipeline.domain.errors import BadSourceFile, MonthNotPublished
+from pipeline.lake import local as lake
+from pipeline.orchestration.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadZones
 from tests.conftest import PipelineEnv
 from tests.test_clean import expected_from_pandas
 from tests.test_download import BAD_FILES

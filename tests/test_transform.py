@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import catalog, transform
-from pipeline.errors import CastError, SchemaError
+from pipeline.domain import catalog
+from pipeline.domain.errors import CastError, SchemaError
+from pipeline.transform import rules as transform
 
 YELLOW = {c.name: c for c in catalog.SCHEMAS["yellow"]}
 

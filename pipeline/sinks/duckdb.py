@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pipeline import catalog
-from pipeline.errors import PipelineError
-from pipeline.failpoints import failpoint
-from pipeline.sinks import clean_sha256
+from pipeline.domain import catalog
+from pipeline.domain.errors import PipelineError
+from pipeline.sinks.base import clean_sha256
+from pipeline.util.failpoints import failpoint
 
 if TYPE_CHECKING:
     import duckdb

@@ -18,10 +18,12 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from pipeline import catalog, config, lake
-from pipeline.errors import PipelineError
-from pipeline.sinks.bigquery import BigQueryWarehouse, bq_schema, source_crc
-from pipeline.tasks import CleanParquet, LoadBigQuery, UploadGCS
+from pipeline.domain import catalog
+from pipeline.domain.errors import PipelineError
+from pipeline.lake import local as lake
+from pipeline.orchestration import config
+from pipeline.orchestration.tasks import CleanParquet, LoadBigQuery, UploadGCS
+from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, bq_schema, source_crc
 from tests.conftest import PipelineEnv
 from tests.test_clean import expected_from_pandas
 
@@ -125,7 +127,7 @@ def test_reload_after_the_data_changed_replaces_only_that_month(gcp_env: Pipelin
     smaller = gcp_env.root / "smaller.parquet"
     pq.write_table(t.slice(0, 20_000), smaller)
     gcp_env.server.publish_month("green", 2021, 1, smaller, "parquet")
-    from pipeline import forget
+    from pipeline.cli import forget
 
     forget.forget("green", 2021, 1, "raw", sinks=("bigquery",))
     assert gcp_env.build(LoadBigQuery(color="green", year=2021, month=1))

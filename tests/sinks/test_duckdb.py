@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import catalog
-from pipeline.clean import clean_month, load_month, read_quality
-from pipeline.errors import PipelineError
+from pipeline.domain import catalog
+from pipeline.domain.errors import PipelineError
 from pipeline.sinks.duckdb import DuckDBWarehouse, quote_ident, table_ddl, trips_table
+from pipeline.transform.clean import clean_month, load_month, read_quality
 
 
 @pytest.fixture

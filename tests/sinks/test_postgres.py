@@ -19,14 +19,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import catalog, lake
-from pipeline.clean import clean_month, load_month, read_quality
-from pipeline.errors import PipelineError
-from pipeline.sinks.postgres import PgConn, PostgresWarehouse, _split, trips_table, update_id
-from pipeline.synthetic import write_yellow_month
-from pipeline.tasks import LoadPostgres, LoadZones
+from pipeline.domain import catalog
+from pipeline.domain.errors import PipelineError
+from pipeline.lake import local as lake
+from pipeline.orchestration.tasks import LoadPostgres, LoadZones
+from pipeline.sinks.postgres.warehouse import (
+    PgConn,
+    PostgresWarehouse,
+    _split,
+    trips_table,
+    update_id,
+)
+from pipeline.transform.clean import clean_month, load_month, read_quality
 from tests.conftest import PipelineEnv, pg_query, require_tlc_data
 from tests.test_clean import expected_from_pandas
+from tools.synthetic import write_yellow_month
 
 GREEN = {
     (2021, 1): "green_tripdata_2021-01.parquet",

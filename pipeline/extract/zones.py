@@ -7,9 +7,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pipeline import catalog, lake
-from pipeline.errors import SchemaError
-from pipeline.sinks import Sink
+from pipeline.domain import catalog
+from pipeline.domain.errors import SchemaError
+from pipeline.lake import local as lake
+from pipeline.sinks.base import Sink
 
 
 def read_zones(path: Path) -> pa.Table:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 
 import luigi
 
-from pipeline import lake, sinks
-from pipeline.sinks import Sink
+from pipeline.lake import local as lake
+from pipeline.sinks import base as sinks
+from pipeline.sinks.base import Sink
 
 if TYPE_CHECKING:
-    from pipeline.gcs import GcsLake
+    from pipeline.lake.gcs import GcsLake
 
 
 class MonthLoadedTarget(luigi.Target):

@@ -19,8 +19,10 @@ import sys
 from collections.abc import Callable
 
 import pipeline  # noqa: F401  (the package's configuration layers)
-from pipeline import catalog, config, lake, preflight
-from pipeline.errors import BadParameter, PipelineError
+from pipeline.domain import catalog
+from pipeline.domain.errors import BadParameter, PipelineError
+from pipeline.lake import local as lake
+from pipeline.orchestration import config, preflight
 
 STAGES = ("raw", "clean", "load")
 EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 1, 2, 3
@@ -61,7 +63,7 @@ def forget(
 
 def reenable(color: str, year: int, month: int) -> list[str]:
     """Re-enable the month's tasks that luigid disabled; quietly nothing if luigid is down."""
-    from pipeline import tasks
+    from pipeline.orchestration import tasks
 
     url = preflight.scheduler_url([])
     if url is None:

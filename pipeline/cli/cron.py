@@ -35,10 +35,10 @@ from pathlib import Path
 import luigi
 
 import pipeline  # noqa: F401  (the package's configuration layers)
-from pipeline import backfill, config, preflight
-from pipeline.config import TomlListParameter
-from pipeline.errors import BadParameter, PipelineError
-from pipeline.tasks import NOT_PUBLISHED, Backfill, MonthTask
+from pipeline.domain.errors import BadParameter, PipelineError
+from pipeline.orchestration import backfill, config, preflight
+from pipeline.orchestration.config import TomlListParameter
+from pipeline.orchestration.tasks import NOT_PUBLISHED, Backfill, MonthTask
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SCHEDULER, EXIT_LOCKED = 0, 1, 2, 3, 4
 

@@ -20,12 +20,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import pipeline
-from pipeline import catalog, lake, transform
-from pipeline.errors import BadSourceFile
-from pipeline.failpoints import failpoint
-from pipeline.sinks import Sink
-from pipeline.sources import open_source
+from pipeline.domain import catalog
+from pipeline.domain.errors import BadSourceFile
+from pipeline.domain.version import VERSION
+from pipeline.extract.sources import open_source
+from pipeline.lake import local as lake
+from pipeline.sinks.base import Sink
+from pipeline.transform import rules as transform
+from pipeline.util.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,7 @@ def clean_month(
                     }
                 ],
                 "compression": f"{COMPRESSION}({COMPRESSION_LEVEL})",
-                "code_version": pipeline.__version__,
+                "code_version": VERSION,
                 "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
             lake.write_json(tmp / lake.QUALITY_FILE, quality)

@@ -42,10 +42,10 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
-from pipeline import catalog
-from pipeline.errors import PipelineError
-from pipeline.gcp_retry import logged, why
-from pipeline.sinks import clean_sha256
+from pipeline.domain import catalog
+from pipeline.domain.errors import PipelineError
+from pipeline.sinks.base import clean_sha256
+from pipeline.util.gcp_retry import logged, why
 
 log = logging.getLogger(__name__)
 

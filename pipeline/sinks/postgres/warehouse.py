@@ -46,10 +46,10 @@ import pyarrow.csv as pacsv
 from luigi.contrib.postgres import PostgresTarget
 from psycopg2 import sql
 
-from pipeline import catalog
-from pipeline.errors import PipelineError
-from pipeline.failpoints import failpoint
-from pipeline.sinks import clean_sha256
+from pipeline.domain import catalog
+from pipeline.domain.errors import PipelineError
+from pipeline.sinks.base import clean_sha256
+from pipeline.util.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from pipeline import lake
-from pipeline.errors import PipelineError
-from pipeline.gcp_retry import logged, why
+from pipeline.domain.errors import PipelineError
+from pipeline.lake import local as lake
+from pipeline.util.gcp_retry import logged, why
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import luigi
 import requests
 
-from pipeline import logsafe
+from pipeline.orchestration import logs as logsafe
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ _URL = re.compile(r"https?://[^\s'\"<>]+")
 
 
 def failure_message(task: luigi.Task, exc: BaseException) -> dict[str, Any]:
-    from pipeline.download import redact_url
+    from pipeline.extract.download import redact_url
 
     error = _URL.sub(lambda m: redact_url(m.group(0)), f"{type(exc).__name__}: {exc}")
     params = logsafe.redact(task.to_str_params(only_public=True))
@@ -48,7 +48,7 @@ def failure_message(task: luigi.Task, exc: BaseException) -> dict[str, Any]:
 
 @luigi.Task.event_handler(luigi.Event.FAILURE)
 def post_failure(task: luigi.Task, exc: BaseException) -> None:
-    from pipeline import config
+    from pipeline.orchestration import config
 
     url = config.pipeline().webhook_url
     if not url:
@@ -57,6 +57,6 @@ def post_failure(task: luigi.Task, exc: BaseException) -> None:
         resp = requests.post(url, json=failure_message(task, exc), timeout=(5, 10))
         resp.raise_for_status()
     except requests.RequestException as e:
-        from pipeline.download import redact_url, scrub
+        from pipeline.extract.download import redact_url, scrub
 
         log.warning("failure webhook %s: %s", redact_url(url), scrub(str(e), url))

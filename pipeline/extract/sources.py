@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.errors import BadSourceFile
+from pipeline.domain.errors import BadSourceFile
 
 CSV_BLOCK = 8 << 20
 SNIFF_LINES = 200

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import luigi
 
-from pipeline import backfill, catalog, clean, config, download, lake, logsafe, preflight, zones
-from pipeline.targets import GcsMonthTarget, MonthLoadedTarget, ZonesLoadedTarget
+from pipeline.domain import catalog
+from pipeline.extract import download, zones
+from pipeline.lake import local as lake
+from pipeline.orchestration import backfill, config, preflight
+from pipeline.orchestration import logs as logsafe
+from pipeline.orchestration.targets import GcsMonthTarget, MonthLoadedTarget, ZonesLoadedTarget
+from pipeline.transform import clean
 
 # A Luigi event of ours: MonthPublished found the month not published (a 403/404), as opposed
 # to not being able to tell (Luigi reports both as DEPENDENCY_MISSING). tlc-cron listens.

@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import catalog
-from pipeline.catalog import Column
-from pipeline.errors import CastError, SchemaError
+from pipeline.domain import catalog
+from pipeline.domain.catalog import Column
+from pipeline.domain.errors import CastError, SchemaError
 
 # Rule 2 drops stray pickups from other months: the real files carry a handful (0.01-0.1 %).
 # When most rows of a sizeable file are outside the month, it is not this month's file at all

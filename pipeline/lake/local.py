@@ -23,8 +23,8 @@ from typing import Any
 
 import google_crc32c
 
-from pipeline import catalog
-from pipeline.errors import LakeWriteError
+from pipeline.domain import catalog
+from pipeline.domain.errors import LakeWriteError
 
 QUALITY_FILE = "_quality.json"
 CLEAN_FILE = "part-0.parquet"

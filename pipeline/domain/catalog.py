@@ -3,7 +3,7 @@
 Everything here is data. The normaliser in ``transform.py`` only reads these tables, so
 supporting a new TLC header spelling means adding one alias here, not a new branch.
 
-``python -m pipeline.schema_doc`` prints ``docs/schema.md`` from these tables (a test keeps
+``python -m tools.schema_doc`` prints ``docs/schema.md`` from these tables (a test keeps
 them in step).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from pipeline.errors import BadParameter
+from pipeline.domain.errors import BadParameter
 
 COLORS: tuple[str, ...] = ("yellow", "green", "fhv", "fhvhv")
 

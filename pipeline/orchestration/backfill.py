@@ -17,8 +17,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipeline import catalog, lake, sinks
-from pipeline.errors import BadParameter
+from pipeline.domain import catalog
+from pipeline.domain.errors import BadParameter
+from pipeline.lake import local as lake
+from pipeline.sinks import base as sinks
 
 Month = tuple[str, int, int]  # (colour, year, month)
 

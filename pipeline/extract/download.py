@@ -28,15 +28,15 @@ import requests
 import tenacity
 import urllib3
 
-from pipeline import lake as lakemod
-from pipeline.errors import (
+from pipeline.domain.errors import (
     BadSourceFile,
     MonthNotPublished,
     PipelineError,
     SourceUnreachable,
     TransientSourceError,
 )
-from pipeline.failpoints import failpoint
+from pipeline.lake import local as lakemod
+from pipeline.util.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 

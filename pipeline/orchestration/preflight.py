@@ -31,7 +31,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.domain.errors import PipelineError
 
 PROBE_TIMEOUT = 3.0
 

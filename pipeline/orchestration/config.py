@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING
 
 import luigi
 
-from pipeline import catalog
-from pipeline.download import RetryPolicy
-from pipeline.errors import PipelineError
-from pipeline.lake import Lake
-from pipeline.sinks import Sink
+from pipeline.domain import catalog
+from pipeline.domain.errors import PipelineError
+from pipeline.extract.download import RetryPolicy
+from pipeline.lake.local import Lake
+from pipeline.sinks.base import Sink
 from pipeline.sinks.duckdb import DuckDBWarehouse
-from pipeline.sinks.postgres import PgConn, PostgresWarehouse
+from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
 
 if TYPE_CHECKING:
-    from pipeline.gcs import GcsLake
-    from pipeline.sinks.bigquery import BigQueryWarehouse
+    from pipeline.lake.gcs import GcsLake
+    from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse
 
 
 class TomlListParameter(luigi.ListParameter):
@@ -153,7 +153,7 @@ class gcs(luigi.Config):
     project = luigi.Parameter(default="", description="billing project; empty: from ADC")
 
     def get(self) -> GcsLake:
-        from pipeline.gcs import GcsLake  # the google clients load only where they are used
+        from pipeline.lake.gcs import GcsLake  # the google clients load only where they are used
 
         return GcsLake(self.bucket, self.prefix, self.project or None)
 
@@ -169,7 +169,7 @@ class bigquery(luigi.Config):
     def get(self) -> BigQueryWarehouse:
         from google.auth.exceptions import DefaultCredentialsError
 
-        from pipeline.sinks.bigquery import BigQueryWarehouse, bigquery_client
+        from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, bigquery_client
 
         try:
             client = bigquery_client(self.project, self.location, self.api_endpoint)

@@ -96,7 +96,7 @@ class OneLineErrors(logging.Filter):
 
 def one_line(exc: BaseException) -> str | None:
     """``Type: message`` for an expected error, None for one that deserves its traceback."""
-    from pipeline.errors import PipelineError
+    from pipeline.domain.errors import PipelineError
 
     if isinstance(exc, PipelineError):
         return f"{type(exc).__name__}: {exc}"
