@@ -1,7 +1,7 @@
 """CleanParquet's function against a pandas whole-file clean of the same synthetic month.
 
-    .venv/bin/python benchmarks/clean.py                 # 1.37M and 7.7M rows, 3 runs each
-    .venv/bin/python benchmarks/clean.py --rows 1369769 --runs 5
+    .venv/bin/python -m benchmarks.clean                 # 1.37M and 7.7M rows, 3 runs each
+    .venv/bin/python -m benchmarks.clean --rows 1369769 --runs 5
 
 Every measured run is a fresh ``python`` process, so the peak RSS is that clean's alone
 (the child's own VmHWM), and the wall time is the whole process,
@@ -28,19 +28,19 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.measure import peak_rss_mb
 
-from measure import peak_rss_mb  # noqa: E402  (benchmarks/, the script's own folder)
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = (1_369_769, 7_696_617)
 
 
 # --- the two cleans, each run in its own process -----------------------------------------------
 def run_pipeline(src: Path, out: Path) -> int:
+    from pipeline.domain.months import MonthKey
     from pipeline.transform.clean import clean_month
 
-    quality = clean_month(src, "parquet", "yellow", 2021, 1, out)
+    quality = clean_month(src, "parquet", MonthKey("yellow", 2021, 1), out)
     return quality["rows_out"]
 
 
@@ -48,13 +48,13 @@ def run_pandas(src: Path, out: Path) -> int:
     import pandas as pd
     import pyarrow as pa
 
-    from pipeline.domain import catalog
+    from pipeline.domain import catalog, months
 
     index = catalog.alias_index("yellow")
     df = pd.read_parquet(src)
     df = df.rename(columns={c: index[catalog.normalise_name(c)].name for c in df.columns})
     df = df[df["passenger_count"] != 0]
-    start, end = catalog.month_bounds(2021, 1)
+    start, end = months.bounds(2021, 1)
     df = df[(df["pickup_datetime"] >= start) & (df["pickup_datetime"] < end)]
     dtypes = {}
     for col in catalog.SCHEMAS["yellow"]:
@@ -86,9 +86,10 @@ def measure(which: str, src: Path, work: Path, run: int) -> dict[str, float]:
     out = work / f"out-{which}-{run}"
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", which, str(src), str(out)],
+        [sys.executable, "-m", "benchmarks.clean", "--child", which, str(src), str(out)],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=ROOT,  # -m finds benchmarks/ (and tools/) from the repository's root
     )
     stdout = proc.stdout.read()  # type: ignore[union-attr]
     _, status, _ = os.wait4(proc.pid, 0)

@@ -1,7 +1,7 @@
 """LoadPostgres's load function against the course's pandas ``to_sql`` and a server-side COPY.
 
-    .venv/bin/python benchmarks/postgres.py                  # 1.37M and 7.7M rows, 3 runs
-    .venv/bin/python benchmarks/postgres.py --rows 1369769 --runs 5
+    .venv/bin/python -m benchmarks.postgres                  # 1.37M and 7.7M rows, 3 runs
+    .venv/bin/python -m benchmarks.postgres --rows 1369769 --runs 5
 
 Connects with the PG* variables if set, else to 127.0.0.1:5432 as postgres. It makes a
 database ``tlc_bench_<pid>`` and drops it afterwards. The server-side COPY reads a file on the
@@ -11,10 +11,10 @@ pg_write_server_files).
 
 Three loaders, all into a fresh logged table:
 
-- **pipeline**: ``pipeline.clean.load_month`` with ``PostgresWarehouse``, in a fresh process per
-  run. It does the whole LoadPostgres job: stage, binary COPY, count check, CHECK constraint,
-  BRIN index, and the swap with its marker. The schema is dropped between runs, so every run
-  is a first load.
+- **pipeline**: ``pipeline.orchestration.loading.load_clean_month`` with
+  ``PostgresWarehouse``, in a fresh process per run. It does the whole LoadPostgres job:
+  stage, binary COPY, count check, CHECK constraint, BRIN index, and the swap with its ledger
+  row. The schema is dropped between runs, so every run is a first load.
 - **course**: the course's ``pq_process_simple.py`` way. pandas reads the raw file, then
   ``to_sql`` writes it in 100k-row chunks through SQLAlchemy and psycopg2. It runs on a
   300k-row month, because it scales linearly and a full month takes minutes. Its rows/s is
@@ -39,10 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.measure import peak_rss_mb
 
-from measure import peak_rss_mb  # noqa: E402  (benchmarks/, the script's own folder)
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = (1_369_769, 7_696_617)
 COURSE_ROWS = 300_000
@@ -64,15 +63,15 @@ def conn_args(db: str) -> dict[str, object]:
 
 # --- children ---------------------------------------------------------------------------------
 def child_pipeline(clean_dir: str, db: str, schema: str) -> dict[str, float]:
-    from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
-    from pipeline.transform.clean import load_month
+    from pipeline.orchestration.loading import load_clean_month
+    from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 
     c = conn_args(db)
     wh = PostgresWarehouse(
         PgConn.resolve(c.get("host"), c.get("port"), c["database"], c.get("user")), schema
     )
     t0 = time.perf_counter()
-    rows = load_month(Path(clean_dir), wh)
+    rows = load_clean_month(Path(clean_dir), wh, "postgres").rows_out
     return {"rows": rows, "inner_s": time.perf_counter() - t0, "rss_mb": peak_rss_mb()}
 
 
@@ -101,7 +100,9 @@ def child_course(raw: str, db: str, table: str) -> dict[str, float]:
 def in_child(*args: str) -> dict[str, float]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "benchmarks.postgres", "--child", *args],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     out = proc.stdout.read()  # type: ignore[union-attr]
     _, status, _ = os.wait4(proc.pid, 0)
@@ -156,6 +157,7 @@ def main() -> None:
         print(json.dumps(fn(a, db, b)))
         return
 
+    from pipeline.domain.months import MonthKey
     from pipeline.transform.clean import clean_month
     from tools.synthetic import write_yellow_month
 
@@ -186,7 +188,7 @@ def main() -> None:
             for rows in args.rows or SIZES:
                 raw = write_yellow_month(tmpd / f"yellow_tripdata_2021-01.{rows}.parquet", rows)
                 clean_dir = tmpd / f"clean-{rows}"
-                quality = clean_month(raw, "parquet", "yellow", 2021, 1, clean_dir)
+                quality = clean_month(raw, "parquet", MonthKey("yellow", 2021, 1), clean_dir)
                 raw.unlink()
                 n = quality["rows_out"]
                 ours = []
@@ -220,7 +222,7 @@ def main() -> None:
                     f"| {n / server_s:,.0f} | — |"
                 )
                 print(
-                    f"| {n:,} | pipeline: load_month (LoadPostgres) | {ours_s:.2f} "
+                    f"| {n:,} | pipeline: load_clean_month (LoadPostgres) | {ours_s:.2f} "
                     f"| {median(ours, 'wall_s'):.2f} | {n / ours_s:,.0f} "
                     f"| {median(ours, 'rss_mb'):.0f} |",
                     flush=True,

@@ -1,6 +1,6 @@
 """A no-op backfill: every month already loaded, so the whole run is completion checks.
 
-    .venv/bin/python benchmarks/scheduling.py --runs 3
+    .venv/bin/python -m benchmarks.scheduling --runs 3
 
 It builds a lake and a DuckDB warehouse in which every colour-month from 2015-01 to 2024-12
 is complete: a `_quality.json` per month and a matching marker row. Then it times, in fresh
@@ -8,7 +8,7 @@ processes with the local scheduler:
 
 - **Backfill**: `luigi --module pipeline Backfill --colors yellow,green,fhv,fhvhv --start
   2015-01 --end 2024-12`. It reads all the markers in one query and compares each with its
-  quality file (pipeline/backfill.py).
+  quality file (pipeline/orchestration/backfill.py).
 - **per-task checks (baseline)**: the same months given to Luigi as IngestMonth tasks, each
   checking its own targets, one DuckDB read per month. This is what a plain WrapperTask over
   every month does.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
 import statistics
@@ -29,93 +30,87 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.domain import catalog
+from pipeline.lake import local as lake
+from pipeline.orchestration import backfill
+from pipeline.sinks.base import LEDGER, LEDGER_TABLE, LoadRecord
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 COLORS = ("yellow", "green", "fhv", "fhvhv")
 START, END = dt.date(2015, 1, 1), dt.date(2024, 12, 1)
 
 
+def ledger_rows() -> list[LoadRecord]:
+    """A ledger row for every month of the backfill, as a load would write it."""
+    return [
+        LoadRecord("month", catalog.trips_table(k.color), k.color, k.year, k.month, 1000, 1000,
+                   {}, "src", f"{k.color}{k.yyyymm}", "bench", dt.datetime(2026, 1, 1), 1.0)
+        for k in backfill.wanted(COLORS, START, END)
+    ]  # fmt: skip
+
+
 def add_bigquery_markers(root: Path, endpoint: str, project: str, dataset: str) -> None:
-    """The same months as complete in BigQuery: one load job of marker rows."""
-    import pyarrow as pa
-
-    from pipeline.orchestration import backfill
-    from pipeline.sinks.bigquery.warehouse import (
-        _MARKER_COLUMNS,
-        MARKER_TABLE,
-        BigQueryWarehouse,
-        bigquery_client,
-    )
-
-    wh = BigQueryWarehouse(bigquery_client(project, "US", endpoint), dataset)
-    wh._ensure_dataset()
-    wh._ensure_marker()
-    months = backfill.months(COLORS, START, END)
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cols = {k: [] for k in _MARKER_COLUMNS}
-    for color, y, m in months:
-        for k, v in zip(
-            _MARKER_COLUMNS,
-            (color, y, m, 1000, "src", f"{color}{y}{m:02d}", "crc", "l", "q", now),
-            strict=True,
-        ):
-            cols[k].append(v)
+    """The same months as complete in BigQuery: one load job of ledger rows."""
     from google.cloud import bigquery
 
-    table = pa.table(cols)
-    import io
+    from pipeline.sinks.bigquery import bigquery_client
+    from pipeline.sinks.bigquery.warehouse import bq_schema
 
-    import pyarrow.parquet as pq
-
+    client = bigquery_client(project, "US", endpoint)
+    client.create_dataset(f"{project}.{dataset}", exists_ok=True)
+    columns = list(zip(*(r.values() for r in ledger_rows()), strict=True))
+    table = pa.table(
+        {name: pa.array(col, type_) for (name, type_), col in zip(LEDGER, columns, strict=True)}
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf)
     buf.seek(0)
-    wh.client.load_table_from_file(
+    client.load_table_from_file(
         buf,
-        wh.table_id(MARKER_TABLE),
-        job_config=bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET),
+        f"{project}.{dataset}.{LEDGER_TABLE}",
+        job_config=bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET, schema=bq_schema(LEDGER)
+        ),
     ).result()
 
 
 def build(root: Path) -> int:
+    """A lake with a quality report per month, and a DuckDB ledger that has them all."""
     import duckdb
 
-    from pipeline import lake
-    from pipeline.orchestration import backfill
-    from pipeline.sinks.duckdb import MARKER_TABLE, DuckDBWarehouse
+    from pipeline.sinks.duckdb import ident, table_ddl
 
     the_lake = lake.Lake(root / "lake")
-    months = backfill.months(COLORS, START, END)
-    wh = DuckDBWarehouse(root / "warehouse.duckdb")
-    rows = []
-    for color, y, m in months:
-        d = the_lake.clean_dir(color, y, m)
+    records = ledger_rows()
+    for r in records:
+        assert r.key is not None
+        d = the_lake.clean_dir(r.key)
         d.mkdir(parents=True)
-        sha = f"{color}{y}{m:02d}"
-        quality = {
-            "color": color,
-            "year": y,
-            "month": m,
-            "rows_out": 1000,
-            "files": [{"name": "part-0.parquet", "rows": 1000, "bytes": 1, "sha256": sha}],
-        }
-        (d / lake.QUALITY_FILE).write_text(json.dumps(quality))
-        rows.append((color, y, m, 1000, "src", sha, dt.datetime(2026, 1, 1)))
-    with wh.connect() as con:
-        wh._ensure_marker(con)
-        con.executemany(f"INSERT INTO {MARKER_TABLE} VALUES (?,?,?,?,?,?,?)", rows)
-    duckdb.connect(str(root / "warehouse.duckdb")).close()
-    return len(months)
+        report = {
+            "color": r.color, "year": r.year, "month": r.month, "rows_out": 1000,
+            "files": [{"name": "part-0.parquet", "rows": 1000, "bytes": 1,
+                       "sha256": r.clean_sha256}],
+        }  # fmt: skip
+        (d / lake.QUALITY_FILE).write_text(json.dumps(report))
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+        con.execute(table_ddl(LEDGER_TABLE, LEDGER))
+        marks = ", ".join("?" for _ in LEDGER)
+        con.executemany(f"INSERT INTO {ident(LEDGER_TABLE)} VALUES ({marks})",
+                        [r.values() for r in records])  # fmt: skip
+    return len(records)
 
 
 BASELINE = """
 import sys, luigi, pipeline
 from pipeline.orchestration import backfill
 from pipeline.orchestration.tasks import IngestMonth
-months = backfill.months(%r, __import__("datetime").date(2015, 1, 1),
-                         __import__("datetime").date(2024, 12, 1))
-ok = luigi.build([IngestMonth(color=c, year=y, month=m) for c, y, m in months],
+keys = backfill.wanted(%r, __import__("datetime").date(2015, 1, 1),
+                       __import__("datetime").date(2024, 12, 1))
+ok = luigi.build([IngestMonth(color=k.color, year=k.year, month=k.month) for k in keys],
                  local_scheduler=True, log_level="WARNING")
 sys.exit(0 if ok else 1)
 """

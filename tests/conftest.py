@@ -184,9 +184,9 @@ def pg(pg_database: PgConn, request: pytest.FixtureRequest) -> Iterator[Postgres
     conn = pg_database.connect()
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # the ledger lives in it too
     cur.execute("SELECT to_regclass('table_updates')")
-    if cur.fetchone()[0]:
+    if cur.fetchone()[0]:  # a test of the migration from Luigi's markers made some
         cur.execute("DELETE FROM table_updates WHERE update_id LIKE %s", [schema + ".%"])
     conn.close()
 

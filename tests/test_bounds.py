@@ -307,7 +307,7 @@ def test_forget_defaults_to_the_load_and_asks_before_raw(env: PipelineEnv, tlc: 
 
     default = run(base, env.env())  # --from load: the raw and clean files stay
     assert default.rc == 0
-    assert "load marker green 2021-01" in default.out
+    assert "load ledger row green 2021-01" in default.out
     assert raw.exists()
     assert (env.lake / "clean/green/year=2021/month=01/_quality.json").exists()
     assert not LoadDuckDB(color="green", year=2021, month=1).complete()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 
@@ -10,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.domain import catalog
+from pipeline.domain import catalog, eras
+from pipeline.domain.months import MonthKey
 from tests.conftest import REPO
 from tools.schema_doc import schema_markdown
 
@@ -41,7 +41,7 @@ def test_aliases_are_unambiguous(color: str):
 @pytest.mark.parametrize("color", catalog.COLORS)
 def test_every_era_header_maps_completely(color: str):
     index = catalog.alias_index(color)
-    for era in (e for e in catalog.ERAS if e.color == color):
+    for era in (e for e in eras.ERAS if e.color == color):
         unknown = [h for h in era.header if catalog.normalise_name(h) not in index]
         assert unknown == [], (era.first, unknown)
         assert "pickup_datetime" in {index[catalog.normalise_name(h)].name for h in era.header}
@@ -85,16 +85,6 @@ def test_required_columns_per_colour():
     assert "hvfhs_license_num" in catalog.arrow_schema("fhvhv").names
 
 
-@given(st.integers(2009, 2100), st.integers(1, 12))
-def test_month_bounds_tile_the_calendar(year: int, month: int):
-    start, end = catalog.month_bounds(year, month)
-    assert start == dt.datetime(year, month, 1)
-    assert end > start
-    assert (end - dt.timedelta(days=1)).month == month
-    nxt = (year + month // 12, month % 12 + 1)
-    assert catalog.month_bounds(*nxt)[0] == end
-
-
 @given(st.sampled_from(catalog.COLORS), st.integers(1990, 2100), st.integers(-3, 15))
 def test_check_month_accepts_exactly_published_range(color: str, year: int, month: int):
     ok = 1 <= month <= 12 and (year, month) >= catalog.FIRST_MONTH[color]
@@ -106,12 +96,14 @@ def test_check_month_accepts_exactly_published_range(color: str, year: int, mont
 
 
 def test_url_templates():
-    assert catalog.source_url(catalog.DEFAULT_PARQUET_URL, "yellow", 2021, 1) == (
+    yellow, green = MonthKey("yellow", 2021, 1), MonthKey("green", 2020, 10)
+    assert catalog.source_url(catalog.DEFAULT_PARQUET_URL, yellow) == (
         "https://d37ci6vzurychx.cloudfront.net/trip-data/yellow_tripdata_2021-01.parquet"
     )
-    assert catalog.source_url(catalog.DEFAULT_CSV_URL, "green", 2020, 10).endswith(
+    assert catalog.source_url(catalog.DEFAULT_CSV_URL, green).endswith(
         "/download/green/green_tripdata_2020-10.csv.gz"
     )
-    assert catalog.raw_filename("fhv", 2019, 2, "csv.gz") == "fhv_tripdata_2019-02.csv.gz"
+    fhv = MonthKey("fhv", 2019, 2)
+    assert catalog.raw_filename(fhv, "csv.gz") == "fhv_tripdata_2019-02.csv.gz"
     with pytest.raises(ValueError, match="unknown source format"):
-        catalog.raw_filename("fhv", 2019, 2, "csv")
+        catalog.raw_filename(fhv, "csv")

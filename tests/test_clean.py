@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.domain import catalog
+from pipeline.domain import catalog, eras
 from pipeline.domain.errors import BadSourceFile, CastError, SchemaError
+from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.transform.clean import clean_month
 from tests.conftest import TLC
@@ -73,7 +74,7 @@ def test_every_era_file_normalises_to_its_colour_schema(name: str, tlc: Path, tm
     color, year, month = parse_name(name)
     src = tlc / "eras" / name
     out = tmp_path / "clean"
-    quality = clean_month(src, kind_of(name), color, year, month, out)
+    quality = clean_month(src, kind_of(name), MonthKey(color, year, month), out)
 
     table = pq.read_table(out / lake.CLEAN_FILE)
     assert table.schema == catalog.arrow_schema(color)
@@ -100,7 +101,7 @@ def test_head1kb_files_count_their_cut_off_last_line(tlc: Path, tmp_path: Path):
     assert heads, "the real 1 KB heads are missing"
     for src in heads:
         color, year, month = parse_name(src.name)
-        q = clean_month(src, "csv", color, year, month, tmp_path / src.name)
+        q = clean_month(src, "csv", MonthKey(color, year, month), tmp_path / src.name)
         assert q["rows_dropped"]["truncated_last_row"] == 1, src.name
 
 
@@ -113,23 +114,21 @@ def test_every_era_header_is_a_catalogued_era(name: str, tlc: Path):
     else:
         header = next(csv.reader([src.read_text(encoding="utf-8-sig").splitlines()[0]]))
     norm = [catalog.normalise_name(h) for h in header]
-    eras = [
+    found = [
         e
-        for e in catalog.ERAS
+        for e in eras.ERAS
         if e.color == color and [catalog.normalise_name(h) for h in e.header] == norm
     ]
-    assert eras, f"{name}: header {header} is in no catalogued {color} era"
+    assert found, f"{name}: header {header} is in no catalogued {color} era"
     ym = f"{year:04d}-{month:02d}"
-    assert any(e.first <= ym <= (e.last or "9999-99") for e in eras), (name, eras)
+    assert any(e.first <= ym <= (e.last or "9999-99") for e in found), (name, found)
 
 
 def test_old_eras_map_words_and_coordinates(tlc: Path, tmp_path: Path):
     clean_month(
         tlc / "eras" / "yellow_tripdata_2009-01.head100.csv",
         "csv",
-        "yellow",
-        2009,
-        1,
+        MonthKey("yellow", 2009, 1),
         tmp_path / "y",
     )
     t = pq.read_table(tmp_path / "y" / lake.CLEAN_FILE).to_pandas()
@@ -143,7 +142,10 @@ def test_old_eras_map_words_and_coordinates(tlc: Path, tmp_path: Path):
 
 def test_fhv_2018_coalesces_both_base_number_columns(tlc: Path, tmp_path: Path):
     q = clean_month(
-        tlc / "eras" / "fhv_tripdata_2018-03.head1KB.csv", "csv", "fhv", 2018, 3, tmp_path / "f"
+        tlc / "eras" / "fhv_tripdata_2018-03.head1KB.csv",
+        "csv",
+        MonthKey("fhv", 2018, 3),
+        tmp_path / "f",
     )
     assert q["column_map"]["dispatching_base_num"] == [
         "Dispatching_base_num",
@@ -184,7 +186,7 @@ def expected_from_pandas(path: Path, year: int, month: int) -> dict[str, int]:
 def test_real_month_counts_match_an_independent_count(name: str, tlc: Path, tmp_path: Path):
     color, year, month = parse_name(name)
     src = tlc / "months" / name
-    q = clean_month(src, kind_of(name), color, year, month, tmp_path / "c")
+    q = clean_month(src, kind_of(name), MonthKey(color, year, month), tmp_path / "c")
     want = expected_from_pandas(src, year, month)
     assert q["rows_in"] == want["rows_in"]
     assert q["rows_out"] == want["rows_out"]
@@ -205,17 +207,13 @@ def test_2023_type_change_gives_identical_schemas(tlc: Path, tmp_path: Path):
     clean_month(
         tlc / "months" / "green_tripdata_2021-01.parquet",
         "parquet",
-        "green",
-        2021,
-        1,
+        MonthKey("green", 2021, 1),
         tmp_path / "a",
     )
     clean_month(
         tlc / "months" / "green_tripdata_2023-02.parquet",
         "parquet",
-        "green",
-        2023,
-        2,
+        MonthKey("green", 2023, 2),
         tmp_path / "b",
     )
     assert pq.read_schema(tmp_path / "a" / lake.CLEAN_FILE) == pq.read_schema(
@@ -244,27 +242,27 @@ def test_unknown_column_fails_naming_it(tmp_path: Path):
     with pytest.raises(
         SchemaError, match=r"yellow_tripdata_2019-01.csv: unknown columns.*robot_fee"
     ):
-        clean_month(src, "csv", "yellow", 2019, 1, tmp_path / "out")
+        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_wrong_type_fails_naming_column_and_value(tmp_path: Path):
     src = _csv(tmp_path, HEADER + "\n" + ROW + "\n" + ROW.replace(",1,1.50,", ",two,1.50,") + "\n")
     with pytest.raises(CastError, match=r"'passenger_count'.*'two'.*int32"):
-        clean_month(src, "csv", "yellow", 2019, 1, tmp_path / "out")
+        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
     assert list(tmp_path.glob("*out*")) == []
 
 
 def test_fractional_integer_is_not_truncated(tmp_path: Path):
     src = _csv(tmp_path, HEADER + "\n" + ROW.replace(",1,1.50,", ",1.5,1.50,") + "\n")
     with pytest.raises(CastError, match="passenger_count"):
-        clean_month(src, "csv", "yellow", 2019, 1, tmp_path / "out")
+        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
 
 
 def test_malformed_row_in_the_middle_fails_with_its_line(tmp_path: Path):
     src = _csv(tmp_path, HEADER + "\n" + ROW + "\n1,2019-01-01 00:00:00,oops\n" + ROW + "\n")
     with pytest.raises(BadSourceFile, match=r"malformed CSV row.*line 3"):
-        clean_month(src, "csv", "yellow", 2019, 1, tmp_path / "out")
+        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -273,9 +271,7 @@ def test_wrong_month_file_is_rejected(tlc: Path, tmp_path: Path):
         clean_month(
             tlc / "months" / "green_tripdata_2021-01.parquet",
             "parquet",
-            "green",
-            2021,
-            2,
+            MonthKey("green", 2021, 2),
             tmp_path / "out",
         )
     assert not (tmp_path / "out").exists()
@@ -293,7 +289,7 @@ def test_nan_becomes_null(tmp_path: Path):
         ),
         src,
     )
-    q = clean_month(src, "parquet", "yellow", 2021, 1, tmp_path / "out")
+    q = clean_month(src, "parquet", MonthKey("yellow", 2021, 1), tmp_path / "out")
     t = pq.read_table(tmp_path / "out" / lake.CLEAN_FILE)
     assert t["passenger_count"].to_pylist() == [None, 2]
     assert t["fare_amount"].to_pylist() == [None, 3.5]
@@ -303,8 +299,8 @@ def test_nan_becomes_null(tmp_path: Path):
 def test_rerun_replaces_published_month_whole(tlc: Path, tmp_path: Path):
     out = tmp_path / "out"
     src = tlc / "eras" / "yellow_tripdata_2015-01.head100.csv"
-    clean_month(src, "csv", "yellow", 2015, 1, out)
+    clean_month(src, "csv", MonthKey("yellow", 2015, 1), out)
     (out / "stray.txt").write_text("old")
-    clean_month(src, "csv", "yellow", 2015, 1, out)
+    clean_month(src, "csv", MonthKey("yellow", 2015, 1), out)
     assert sorted(p.name for p in out.iterdir()) == [lake.QUALITY_FILE, lake.CLEAN_FILE]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

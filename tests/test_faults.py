@@ -1,7 +1,7 @@
 """The fault campaign: real processes, real kills, counts checked independently afterwards.
 
 - ``kill -9`` at named points spread over a whole IngestMonth into DuckDB and PostgreSQL
-  (pipeline/failpoints.py: the process reaches the point, writes a file, and waits; the test
+  (pipeline/util/failpoints.py: the process reaches the point, writes a file, and waits; the test
   sees the file and kills it), some twice in a row. After each kill nothing half-done looks
   complete; a plain rerun converges to exact counts with no duplicates.
 - luigid killed (-9) and restarted mid-backfill: the backfill completes, each month once.
@@ -27,12 +27,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.domain import catalog
+from pipeline.domain import months
 from pipeline.domain.errors import LakeWriteError
+from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.orchestration import config
 from pipeline.orchestration.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadPostgres
-from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
+from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from pipeline.util.failpoints import DIR_ENV, ENV
 from tests import pg as pgserver
 from tests.conftest import REPO, PipelineEnv, pg_query
@@ -69,7 +70,7 @@ def finish(env: PipelineEnv, *args: str) -> subprocess.CompletedProcess:
 def month_rows_duckdb(env: PipelineEnv, year: int, month: int) -> int:
     if not env.duckdb.exists():
         return 0
-    start, end = catalog.month_bounds(year, month)
+    start, end = months.bounds(year, month)
     with duckdb.connect(str(env.duckdb), read_only=True) as con:
         if not con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'yellow_trips'"
@@ -82,7 +83,7 @@ def month_rows_duckdb(env: PipelineEnv, year: int, month: int) -> int:
 
 
 def month_rows_pg(pg: PostgresWarehouse, year: int, month: int) -> int:
-    start, end = catalog.month_bounds(year, month)
+    start, end = months.bounds(year, month)
     found = pg_query(pg, "SELECT to_regclass(%s)", [f'"{pg.schema}".yellow_trips'])[0][0]
     if found is None:
         return 0
@@ -165,11 +166,11 @@ def assert_exact(env: PipelineEnv, pg: PostgresWarehouse, want: int) -> None:
     assert month_rows_pg(pg, 2021, 1) == want
     with duckdb.connect(str(env.duckdb), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM yellow_trips").fetchone()[0] == want
-        markers = con.execute("SELECT rows FROM _pipeline_loads WHERE color = 'yellow'")
+        markers = con.execute("SELECT rows_out FROM _pipeline_loads WHERE color = 'yellow'")
         assert markers.fetchall() == [(want,)]
         assert con.execute("SELECT count(*) FROM taxi_zones").fetchone()[0] == 265
     assert pg_query(pg, f'SELECT count(*) FROM "{pg.schema}".yellow_trips')[0][0] == want
-    assert pg.loaded("yellow", 2021, 1)["rows"] == want
+    assert pg.loaded(MonthKey("yellow", 2021, 1)).rows_out == want
     assert pg_query(pg, f'SELECT count(*) FROM "{pg.schema}".taxi_zones')[0][0] == 265
     stages = pg_query(
         pg, "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
@@ -191,7 +192,7 @@ def test_kill_9_anywhere_in_a_month_then_a_plain_rerun_converges(
     for point, times in POINTS:
         for _ in range(times):
             if point.startswith("zones."):  # make sure that zone load is still to do
-                config.sink(point.split(".")[1]).forget("taxi_zones", 0, 0)
+                config.sink(point.split(".")[1]).forget_zones()
             kill_at(env, point, failpoints)
             if want is None:
                 want = _rows_out_once_cleaned(env)
@@ -244,7 +245,11 @@ def test_luigid_killed_and_restarted_mid_backfill_completes_each_month_once(
                 "SELECT month(pickup_datetime), count(*) FROM yellow_trips GROUP BY 1"
             ).fetchall()
         )
-        markers = dict(con.execute("SELECT month, rows FROM _pipeline_loads").fetchall())
+        markers = dict(
+            con.execute(
+                "SELECT month, rows_out FROM _pipeline_loads WHERE kind = 'month'"
+            ).fetchall()
+        )
     assert sorted(per_month) == [1, 2, 3]
     assert per_month == {m: markers[m] for m in (1, 2, 3)}
     for _, m in months:
@@ -292,13 +297,13 @@ def test_postgres_restarted_mid_copy_fails_once_then_the_next_run_is_exact(
         assert len(failed) == 1, out[-3000:]
         assert "load of yellow 2021-01 into public.yellow_trips failed" in failed[0]
         assert month_rows_pg(pg, 2021, 1) == 0
-        assert pg.loaded("yellow", 2021, 1) is None
+        assert pg.loaded(MonthKey("yellow", 2021, 1)) is None
 
         rerun = finish(env, "LoadPostgres", *MONTH, "--local-scheduler")
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         want = lake.read_json(env.lake / "clean/yellow/year=2021/month=01/_quality.json")
         assert month_rows_pg(pg, 2021, 1) == want["rows_out"]
-        assert pg.loaded("yellow", 2021, 1)["rows"] == want["rows_out"]
+        assert pg.loaded(MonthKey("yellow", 2021, 1)).rows_out == want["rows_out"]
     finally:
         for var, value in saved.items():
             if value is not None:

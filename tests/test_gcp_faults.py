@@ -23,12 +23,15 @@ import pytest
 from google.cloud import bigquery
 
 from pipeline.domain.errors import PipelineError
+from pipeline.domain.months import MonthKey
+from pipeline.domain.quality import CleanFile, QualityReport
 from pipeline.lake import local as lake
 from pipeline.lake.gcs import GcsLake, storage_client
 from pipeline.orchestration import config
 from pipeline.orchestration.tasks import LoadBigQuery, UploadGCS
-from pipeline.sinks.base import bigquery as bq_sink
-from pipeline.sinks.bigquery.warehouse import MAX_ATTEMPTS, bigquery_client
+from pipeline.sinks.bigquery import bigquery_client
+from pipeline.sinks.bigquery import jobs as bq_jobs
+from pipeline.sinks.bigquery.jobs import MAX_ATTEMPTS
 from pipeline.util import gcp_retry
 from tests.conftest import TLC, PipelineEnv
 from tests.fault_proxy import JOBS_INSERT, FaultProxy
@@ -39,6 +42,7 @@ pytestmark = pytest.mark.gcp
 
 SOURCE = TLC / "months" / "green_tripdata_2021-01.parquet"
 MONTH = {"color": "green", "year": 2021, "month": 1}
+KEY = MonthKey(**MONTH)
 PREFIX = "lake/tlc"
 
 # GCS JSON and upload API paths (what google-cloud-storage sends to STORAGE_EMULATOR_HOST)
@@ -102,13 +106,13 @@ class Faulty:
         assert self.gcs.unused() == [], "a GCS fault did not fire"
         assert self.bq.unused() == [], "a BigQuery fault did not fire"
         want = rows_out()
-        assert lake.read_json(self.clean_dir / lake.QUALITY_FILE)["rows_out"] == want
+        assert lake.read_quality(self.clean_dir)["rows_out"] == want
         assert self.count("green_trips") == want
         assert self.count("green_trips", "pickup_datetime >= DATETIME '2021-01-01'"
                           " AND pickup_datetime < DATETIME '2021-02-01'") == want  # fmt: skip
         markers = self.markers()
         assert len(markers) == 1, markers
-        assert markers[0]["rows"] == want
+        assert markers[0]["rows_out"] == want
         assert not [t for t in self.tables() if t.startswith("_stage_")]
         assert sorted(self.objects()) == sorted([lake.CLEAN_FILE, lake.QUALITY_FILE])
         for name, data in self.objects().items():
@@ -220,7 +224,7 @@ def test_transient_gcs_faults_are_retried(faulty: Faulty, warnings: Records, cas
     hits = faulty.gcs.requests(method, path)
     assert [r.status for r in hits[:times]] == [status] * times
     assert hits[times].status in (200, 308), hits  # the retry went through
-    lines = warnings.lines("pipeline.gcs")
+    lines = warnings.lines("pipeline.lake.gcs")
     assert len(lines) == times, lines
     assert f"attempt {times}/{gcp_retry.ATTEMPTS} failed" in lines[-1]
     assert "green 2021-01" in lines[-1]
@@ -238,13 +242,13 @@ def test_resumable_upload_through_the_proxy(faulty: Faulty, tmp_path: Path):
     faulty.gcs.fail("PUT", UPLOAD, 503, when="before")  # the first chunk
     faulty.gcs.fail("PUT", UPLOAD, 429, when="before")
     gcs = config.gcs().get()
-    gcs.upload_month(clean_dir, **MONTH)
+    gcs.upload_month(clean_dir, KEY)
     assert faulty.gcs.unused() == []
     puts = faulty.gcs.requests("PUT", UPLOAD)
     assert [r.status for r in puts] == [503, 429, 308, 308, 200]
-    stored = faulty.fake_gcs.root / faulty.bucket / gcs.month_prefix(**MONTH) / lake.CLEAN_FILE
+    stored = faulty.fake_gcs.root / faulty.bucket / gcs.month_prefix(KEY) / lake.CLEAN_FILE
     assert stored.read_bytes() == (clean_dir / lake.CLEAN_FILE).read_bytes()
-    assert gcs.month_complete(clean_dir, **MONTH)
+    assert gcs.month_complete(clean_dir, KEY)
 
 
 def test_resent_chunk_that_the_emulator_stored_twice_is_refused(faulty: Faulty, tmp_path: Path):
@@ -256,11 +260,11 @@ def test_resent_chunk_that_the_emulator_stored_twice_is_refused(faulty: Faulty, 
     faulty.gcs.fail("PUT", UPLOAD, 503, when="after")
     gcs = config.gcs().get()
     with pytest.raises(PipelineError, match="crc32c") as err:
-        gcs.upload_month(clean_dir, **MONTH)
+        gcs.upload_month(clean_dir, KEY)
     assert "green 2021-01" in str(err.value)
-    assert gcs.remote(**MONTH) == {}
-    gcs.upload_month(clean_dir, **MONTH)
-    assert gcs.month_complete(clean_dir, **MONTH)
+    assert gcs.remote(KEY) == {}
+    gcs.upload_month(clean_dir, KEY)
+    assert gcs.month_complete(clean_dir, KEY)
 
 
 def big_month(tmp_path: Path) -> Path:
@@ -268,9 +272,16 @@ def big_month(tmp_path: Path) -> Path:
     clean_dir = tmp_path / "big"
     clean_dir.mkdir()
     (clean_dir / lake.CLEAN_FILE).write_bytes(os.urandom(20 << 20))
-    files = [{"name": lake.CLEAN_FILE, "bytes": 20 << 20,
-              "crc32c": lake.crc32c_file(clean_dir / lake.CLEAN_FILE)}]  # fmt: skip
-    lake.write_json(clean_dir / lake.QUALITY_FILE, {"files": files, "rows_out": 0})
+    data = clean_dir / lake.CLEAN_FILE
+    files: list[CleanFile] = [{"name": lake.CLEAN_FILE, "rows": 0, "bytes": 20 << 20,
+                               "sha256": "", "crc32c": lake.crc32c_file(data)}]  # fmt: skip
+    report: QualityReport = {
+        "color": "green", "year": 2021, "month": 1, "source_file": "-", "source_format": "-",
+        "source_manifest": None, "column_map": {}, "rows_in": 0, "rows_out": 0,
+        "rows_dropped": {}, "rows_repaired": 0, "nulls": {}, "files": files,
+        "compression": "none", "code_version": "test", "cleaned_at": "2026-01-01T00:00:00",
+    }  # fmt: skip
+    lake.write_quality(clean_dir, report)
     return clean_dir
 
 
@@ -306,7 +317,7 @@ def test_transient_errors_on_jobs_insert_are_retried(faulty: Faulty, warnings: R
     job, status, when = BQ_HTTP_FAULTS[case]
     faulty.bq.fail("POST", JOBS_INSERT.pattern, status, when=when, job=job)
     assert faulty.build(), faulty.env.failures
-    lines = warnings.lines("pipeline.sinks.bigquery")
+    lines = warnings.lines("pipeline.sinks.bigquery.jobs")
     assert len(lines) == 1, lines
     assert f"attempt 1/{gcp_retry.ATTEMPTS} failed" in lines[0]
 
@@ -316,8 +327,7 @@ def test_transient_errors_on_jobs_insert_are_retried(faulty: Faulty, warnings: R
     assert sorted(set(jobs)) == sorted({j for j in jobs if j.endswith(("_load_1", "_swap_1"))})
     assert len(set(jobs)) == 2, jobs
     marker = faulty.assert_landed_once()
-    assert marker["load_job_id"].endswith("_load_1")
-    assert marker["query_job_id"].endswith("_swap_1")
+    assert marker["load_id"].endswith("_swap_1")  # the swap job that wrote the ledger row
 
 
 # --- BigQuery: jobs that end DONE with a transient errorResult --------------------------------
@@ -337,13 +347,13 @@ def test_jobs_that_fail_transiently_are_run_again(faulty: Faulty, warnings: Reco
 
     jobs = faulty.month_jobs()
     assert [j.rsplit("_", 2)[-2:] for j in jobs if f"_{kind}_" in j] == [[kind, "1"], [kind, "2"]]
-    lines = warnings.lines("pipeline.sinks.bigquery")
+    lines = warnings.lines("pipeline.sinks.bigquery.jobs")
     assert len(lines) == 1, lines
     assert "green 2021-01" in lines[0]
     assert reason in lines[0]
     assert f"attempt 1/{MAX_ATTEMPTS} failed" in lines[0]
     marker = faulty.assert_landed_once()
-    assert marker[f"{'load' if kind == 'load' else 'query'}_job_id"].endswith(f"_{kind}_2")
+    assert marker["load_id"].endswith("_swap_2" if kind == "swap" else "_swap_1")
 
 
 def test_retries_used_up_then_the_next_run_loads_the_month(faulty: Faulty, monkeypatch):
@@ -351,7 +361,7 @@ def test_retries_used_up_then_the_next_run_loads_the_month(faulty: Faulty, monke
     outage over) loads the month, although attempts 1..N of its job ids are taken."""
     # The backoff doubles from 2 s: 30 s of waiting for this test alone. It is the same
     # code path with a shorter wait.
-    monkeypatch.setattr(bq_sink, "RETRY_WAIT", 0.01)
+    monkeypatch.setattr(bq_jobs, "RETRY_WAIT", 0.01)
     faulty.bq.fail_job("backendError", job="_load_", times=MAX_ATTEMPTS)
     assert not faulty.build()
     family, message = only_failure(faulty.env)
@@ -364,8 +374,8 @@ def test_retries_used_up_then_the_next_run_loads_the_month(faulty: Faulty, monke
 
     faulty.bq.clear()
     assert faulty.build(), faulty.env.failures
-    marker = faulty.assert_landed_once()
-    assert marker["load_job_id"].endswith(f"_load_{MAX_ATTEMPTS + 1}")
+    assert any(j.endswith(f"_load_{MAX_ATTEMPTS + 1}") for j in faulty.month_jobs())
+    faulty.assert_landed_once()
 
 
 # --- BigQuery: faults that are not transient ------------------------------------------------
@@ -390,7 +400,7 @@ def test_denied_swap_fails_once_and_replaces_nothing(faulty: Faulty):
     assert faulty.build()
     before = faulty.count("green_trips")
     wh = config.bigquery().get()
-    assert wh.forget(**MONTH)  # a reload of the month is asked for
+    assert wh.forget(KEY)  # a reload of the month is asked for
     faulty.bq.clear()
     faulty.bq.fail_job("accessDenied", job="_swap_", times=100, message="Access Denied: Table")
     assert not faulty.build()
@@ -406,7 +416,7 @@ def test_denied_swap_fails_once_and_replaces_nothing(faulty: Faulty):
 
     faulty.bq.clear()
     assert faulty.build(), faulty.env.failures
-    assert faulty.assert_landed_once()["query_job_id"].endswith("_swap_3")
+    assert faulty.assert_landed_once()["load_id"].endswith("_swap_3")
 
 
 def test_proxy_forwards_chunked_bodies_and_media(faulty: Faulty):

@@ -15,11 +15,12 @@ from pipeline.lake import local as lake
 KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
+from pipeline.domain.months import MonthKey
 from pipeline.transform.clean import clean_month
-def slow(rows, msg):
+def slow(rows):
     print(rows, flush=True)
     time.sleep(0.05)
-clean_month(Path(sys.argv[1]), "parquet", "green", 2021, 1, Path(sys.argv[2]),
+clean_month(Path(sys.argv[1]), "parquet", MonthKey("green", 2021, 1), Path(sys.argv[2]),
             progress=slow, batch_rows=2000)
 """
 
@@ -87,9 +88,10 @@ def test_kill_9_during_clean_leaves_no_month_and_rerun_sweeps(tlc: Path, tmp_pat
     assert len(leftovers) == 1
     assert leftovers[0].name.startswith(".month=01.tmp-")
 
+    from pipeline.domain.months import MonthKey
     from pipeline.transform.clean import clean_month
 
-    q = clean_month(src, "parquet", "green", 2021, 1, out)
+    q = clean_month(src, "parquet", MonthKey("green", 2021, 1), out)
     assert q["rows_out"] == 76368
     assert [p.name for p in out.parent.iterdir()] == ["month=01"], "stale temp swept"
 

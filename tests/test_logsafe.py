@@ -28,7 +28,7 @@ def test_luigis_loaded_config_line_masks_passwords(
         LuigiTomlParser._instance = saved
         LuigiTomlParser.reload()
     loaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded")]
-    assert loaded, "luigi no longer logs its configuration: revisit pipeline/logsafe.py"
+    assert loaded, "luigi no longer logs its configuration: revisit pipeline/orchestration/logs.py"
     assert secret not in loaded[0]
     assert "t0k" not in loaded[0]
     assert "'password': '***'" in loaded[0]

@@ -70,7 +70,7 @@ def test_backfill_months_are_exact(start: dt.date, span: int, colors: list[str])
     end_index = start.year * 12 + start.month - 1 + span
     end = dt.date(end_index // 12, end_index % 12 + 1, 1)
     today = dt.date(2026, 11, 24)
-    got = backfill.months(colors, start, end, today)
+    got = [(k.color, k.year, k.month) for k in backfill.wanted(colors, start, end, today)]
     assert len(got) == len(set(got))  # no month twice
     for color, y, m in got:
         assert catalog.FIRST_MONTH[color] <= (y, m) <= (today.year, today.month)
@@ -245,7 +245,7 @@ def test_three_workers_share_one_backfill_and_run_each_task_once(
                 "SELECT month(pickup_datetime), count(*) FROM yellow_trips GROUP BY 1"
             ).fetchall()
         )
-        markers = con.execute("SELECT month, rows FROM _pipeline_loads WHERE color='yellow'")
+        markers = con.execute("SELECT month, rows_out FROM _pipeline_loads WHERE color='yellow'")
         marker_rows = dict(markers.fetchall())
     assert per_month == marker_rows
     assert sorted(per_month) == [m for _, m in months]

@@ -11,6 +11,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from pipeline.cli import forget
 from pipeline.domain.errors import BadSourceFile, MonthNotPublished
+from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.orchestration.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadZones
 from tests.conftest import PipelineEnv
@@ -46,7 +47,7 @@ def test_real_green_month_into_duckdb_with_exact_counts(name, fmt, env: Pipeline
     (count,) = rows_in_duckdb(env, "SELECT count(*) FROM green_trips")[0]
     assert count == want["rows_out"]
     marker = rows_in_duckdb(
-        env, "SELECT rows, source_sha256 FROM _pipeline_loads WHERE color='green'"
+        env, "SELECT rows_out, source_sha256 FROM _pipeline_loads WHERE color='green'"
     )
     assert marker[0][0] == want["rows_out"]
     assert marker[0][1] == lake.sha256_file(tlc / "months" / name)
@@ -101,8 +102,8 @@ def test_forced_rerun_of_one_month_reloads_it_exactly_once(env: PipelineEnv, tlc
     (count,) = rows_in_duckdb(env, "SELECT count(*) FROM green_trips")[0]
     downloads = env.server.count("green_tripdata_2021-01")
 
-    removed = forget.forget("green", 2021, 1, "clean")
-    assert any("load marker" in r for r in removed)
+    removed = forget.forget(MonthKey("green", 2021, 1), "clean")
+    assert any("load ledger row" in r for r in removed)
     assert not LoadDuckDB(color="green", year=2021, month=1).complete()
     assert DownloadMonth(color="green", year=2021, month=1).complete()  # raw kept
 
@@ -123,7 +124,7 @@ def test_month_replace_leaves_other_months_alone(env: PipelineEnv, tlc: Path):
     )
     per_month = "SELECT year(pickup_datetime), count(*) FROM green_trips GROUP BY 1 ORDER BY 1"
     before = rows_in_duckdb(env, per_month)
-    forget.forget("green", 2021, 1, "load")
+    forget.forget(MonthKey("green", 2021, 1), "load")
     assert env.build(LoadDuckDB(color="green", year=2021, month=1))
     assert rows_in_duckdb(env, per_month) == before
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.domain import catalog
+from pipeline.domain import catalog, eras
 
 
 def schema_markdown() -> str:
@@ -33,13 +33,13 @@ def schema_markdown() -> str:
         for k, v in mapping.items():
             out.append(f"| {name} | `{k}` | `{v}` |")
     for color in catalog.COLORS:
-        eras = [e for e in catalog.ERAS if e.color == color]
+        of_color = [e for e in eras.ERAS if e.color == color]
         out += ["", f"## {color}", ""]
-        out.append("| canonical | type | " + " | ".join(_era_label(e) for e in eras) + " |")
-        out.append("|---|---|" + "---|" * len(eras))
+        out.append("| canonical | type | " + " | ".join(_era_label(e) for e in of_color) + " |")
+        out.append("|---|---|" + "---|" * len(of_color))
         for col in catalog.SCHEMAS[color]:
             cells = []
-            for era in eras:
+            for era in of_color:
                 hits = [
                     h.strip()
                     for h in era.header
@@ -48,13 +48,13 @@ def schema_markdown() -> str:
                 ]
                 cells.append(" / ".join(f"`{h}`" for h in hits) if hits else "")
             out.append(f"| `{col.name}` | {col.type} | " + " | ".join(cells) + " |")
-        notes = [f"- {_era_label(e)}: {e.note}" for e in eras if e.note]
+        notes = [f"- {_era_label(e)}: {e.note}" for e in of_color if e.note]
         if notes:
             out += ["", *notes]
     return "\n".join(out) + "\n"
 
 
-def _era_label(era: catalog.Era) -> str:
+def _era_label(era: eras.Era) -> str:
     last = era.last or "now"
     span = era.first if era.first == era.last else f"{era.first}..{last}"
     return f"{span} ({'/'.join(era.formats)})"

@@ -36,6 +36,7 @@ import luigi
 
 import pipeline  # noqa: F401  (the package's configuration layers)
 from pipeline.domain.errors import BadParameter, PipelineError
+from pipeline.domain.months import MonthKey
 from pipeline.orchestration import backfill, config, preflight
 from pipeline.orchestration.config import TomlListParameter
 from pipeline.orchestration.tasks import NOT_PUBLISHED, Backfill, MonthTask
@@ -46,7 +47,7 @@ log = logging.getLogger("tlc-cron")
 
 
 class cron(luigi.Config):  # noqa: N801  (the TOML section's name)
-    colors = TomlListParameter(default=["yellow", "green"], description="colours to keep ingested")
+    colors = TomlListParameter(default=("yellow", "green"), description="colours to keep ingested")
     catch_up_months = luigi.IntParameter(
         default=3, description="how many of the latest published months to ensure"
     )
@@ -64,8 +65,7 @@ class cron(luigi.Config):  # noqa: N801  (the TOML section's name)
     )
 
     def color_list(self) -> list[str]:
-        colors = list(self.colors) if not isinstance(self.colors, str) else [self.colors]
-        return backfill.parse_colors(",".join(colors))
+        return backfill.parse_colors(",".join(str(c) for c in self.colors))
 
 
 def expected_months(today: dt.date, lag_days: int, count: int) -> list[tuple[int, int]]:
@@ -113,23 +113,18 @@ def setup_logging(log_file: Path) -> None:
     log.setLevel(logging.INFO)
 
 
-Month = tuple[str, int, int]
-
-
 @dataclass
 class Outcome:
     """What happened to each month in this run, from Luigi's events (workers = 1, so every
     event fires in this process)."""
 
-    failed: set[Month] = field(default_factory=set)
-    not_published: set[Month] = field(default_factory=set)
-    unknown: set[Month] = field(default_factory=set)  # complete() raised, or data missing
+    failed: set[MonthKey] = field(default_factory=set)
+    not_published: set[MonthKey] = field(default_factory=set)
+    unknown: set[MonthKey] = field(default_factory=set)  # complete() raised, or data missing
 
     def listen(self) -> None:
-        def key(task: luigi.Task) -> Month | None:
-            if isinstance(task, MonthTask):
-                return (task.color, task.year, task.month)
-            return None
+        def key(task: luigi.Task) -> MonthKey | None:
+            return task.key if isinstance(task, MonthTask) else None
 
         def failed(task: luigi.Task, *_: object) -> None:
             if (k := key(task)) is not None:
@@ -148,14 +143,14 @@ class Outcome:
         luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)(missing)
         luigi.Task.event_handler(NOT_PUBLISHED)(unpublished)
 
-    def failures(self) -> set[Month]:
+    def failures(self) -> set[MonthKey]:
         # DEPENDENCY_MISSING also fires when complete() raised (an unreachable source):
         # a month that was missing but not reported "not published" did not run.
         return self.failed | (self.unknown - self.not_published)
 
 
-def _label(months: set[Month]) -> str:
-    return ", ".join(f"{c} {y:04d}-{m:02d}" for c, y, m in sorted(months))
+def _label(months: set[MonthKey]) -> str:
+    return ", ".join(k.label for k in sorted(months))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +189,7 @@ def _run(colors: list[str], today: dt.date, cfg: cron) -> int:
         f"{end:%Y-%m}",
         today,
     )
-    wanted = backfill.months(colors, start, end, today)
+    wanted = backfill.wanted(colors, start, end, today)
     try:
         sinks = [config.sink(n) for n in config.pipeline().sink_names()]
         before = backfill.complete_months(wanted, sinks, config.lake().get())

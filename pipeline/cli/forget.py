@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pipeline  # noqa: F401  (the package's configuration layers)
 from pipeline.domain import catalog
 from pipeline.domain.errors import BadParameter, PipelineError
+from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.orchestration import config, preflight
 
@@ -28,40 +29,33 @@ STAGES = ("raw", "clean", "load")
 EXIT_FAILED, EXIT_USAGE, EXIT_DECLINED = 1, 2, 3
 
 
-def plan(color: str, year: int, month: int, start: str, sinks: tuple[str, ...]) -> list[str]:
+def plan(key: MonthKey, start: str, sinks: Sequence[str]) -> list[str]:
     """What ``forget`` would remove, without removing it."""
-    return forget(color, year, month, start, sinks, dry_run=True)
+    return forget(key, start, sinks, dry_run=True)
 
 
 def forget(
-    color: str,
-    year: int,
-    month: int,
-    start: str,
-    sinks: tuple[str, ...] = ("duckdb",),
-    *,
-    dry_run: bool = False,
+    key: MonthKey, start: str, sinks: Sequence[str] = ("duckdb",), *, dry_run: bool = False
 ) -> list[str]:
     """Remove the month's outputs from stage ``start`` on; return what was (or would be) removed."""
-    catalog.check_month(color, year, month)
     done: list[str] = []
     for name in sinks:
         warehouse = config.sink(name)
-        marker = warehouse.loaded(color, year, month)
-        if marker is not None and (dry_run or warehouse.forget(color, year, month)):
-            done.append(f"load marker {color} {year:04d}-{month:02d} in {name} ({warehouse!r})")
+        record = warehouse.loaded(key)
+        if record is not None and (dry_run or warehouse.forget(key)):
+            done.append(f"load ledger row {key.label} in {name} ({warehouse!r})")
     stages = set(STAGES[STAGES.index(start) :]) - {"load"}  # this stage and all after it
     the_lake = config.lake().get()
-    done += [str(p) for p in lake.remove_month(the_lake, color, year, month, stages, dry_run)]
+    done += [str(p) for p in lake.remove_month(the_lake, key, stages, dry_run)]
     if "clean" in stages and config.gcs().bucket:
         # The bucket's copy of the clean month goes too, or UploadGCS would find it complete.
-        done += config.gcs().get().remove_month(color, year, month, dry_run=dry_run)
+        done += config.gcs().get().remove_month(key, dry_run=dry_run)
     if not dry_run:
-        done += reenable(color, year, month)
+        done += reenable(key)
     return done
 
 
-def reenable(color: str, year: int, month: int) -> list[str]:
+def reenable(key: MonthKey) -> list[str]:
     """Re-enable the month's tasks that luigid disabled; quietly nothing if luigid is down."""
     from pipeline.orchestration import tasks
 
@@ -72,7 +66,7 @@ def reenable(color: str, year: int, month: int) -> list[str]:
         disabled = preflight.probe(url)
     except preflight.SchedulerUnreachable:
         return []
-    families: list[Callable[..., object]] = [
+    families: list[type[tasks.MonthTask]] = [
         tasks.DownloadMonth,
         tasks.CleanParquet,
         tasks.LoadDuckDB,
@@ -82,7 +76,7 @@ def reenable(color: str, year: int, month: int) -> list[str]:
     ]
     out = []
     for family in families:
-        task_id = family(color=color, year=year, month=month).task_id  # type: ignore[attr-defined]
+        task_id = family(color=key.color, year=key.year, month=key.month).task_id
         if task_id in disabled:
             preflight.api(url, "re_enable_task", {"task_id": task_id})
             out.append(f"luigid's disable of {task_id}")
@@ -115,14 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, ask: Callable[[str], str] = input) -> int:
     args = build_parser().parse_args(argv)
     try:
-        catalog.check_month(args.color, args.year, args.month)
+        key = MonthKey(args.color, args.year, args.month)
         sinks = config.pipeline().sink_names() if args.sink == "all" else (args.sink,)
     except (BadParameter, ValueError) as e:
         print(f"tlc-forget: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.dry_run or (args.start == "raw" and not args.yes):
-            planned = plan(args.color, args.year, args.month, args.start, sinks)
+            planned = plan(key, args.start, sinks)
             for item in planned:
                 print(f"would remove {item}")
             if args.dry_run or not planned:
@@ -136,7 +130,7 @@ def main(argv: list[str] | None = None, ask: Callable[[str], str] = input) -> in
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing removed")
                 return EXIT_DECLINED
-        removed = forget(args.color, args.year, args.month, args.start, sinks)
+        removed = forget(key, args.start, sinks)
     except PipelineError as e:
         print(f"tlc-forget: error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pipeline  # noqa: F401  (selects the TOML config parser)
 from pipeline.domain.errors import MonthNotPublished, PipelineError
+from pipeline.domain.months import MonthKey
 from pipeline.extract import download
 from pipeline.lake import local as lake
-from pipeline.orchestration import config
-from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
+from pipeline.orchestration import config, loading
+from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from pipeline.transform import clean
 
 log = logging.getLogger("pipeline.ingest")
@@ -41,8 +42,8 @@ EXIT_FAILED = 1
 EXIT_NOT_PUBLISHED = 3
 
 
-def parse_url(url: str) -> tuple[str, int, int, str]:
-    """(colour, year, month, format) from a TLC or course URL's file name."""
+def parse_url(url: str) -> tuple[MonthKey, str]:
+    """The month and the format from a TLC or course URL's file name."""
     name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     m = URL_FILE.search(name)
     if not m:
@@ -50,29 +51,21 @@ def parse_url(url: str) -> tuple[str, int, int, str]:
             f"cannot tell colour and month from the URL's file name {name!r}: expected "
             "{color}_tripdata_YYYY-MM.parquet or .csv.gz"
         )
-    return m["color"], int(m["year"]), int(m["month"]), m["fmt"]
+    return MonthKey(m["color"], int(m["year"]), int(m["month"])), m["fmt"]
 
 
 def ingest(url: str, warehouse: PostgresWarehouse, lake_root: Path | None = None) -> int:
     """Download, clean and load one month from ``url``; return the rows loaded."""
-    color, year, month, fmt = parse_url(url)
+    key, fmt = parse_url(url)
     the_lake = lake.Lake(lake_root) if lake_root else config.lake().get()
-    raw = the_lake.raw_path(color, year, month, fmt)
+    raw = the_lake.raw_path(key, fmt)
     source = config.source()
     if not raw.exists():
         download.download(url, raw, fmt, policy=source.policy())
-    clean_dir = the_lake.clean_dir(color, year, month)
+    clean_dir = the_lake.clean_dir(key)
     if not (clean_dir / lake.QUALITY_FILE).exists():
-        clean.clean_month(
-            raw,
-            fmt,
-            color,
-            year,
-            month,
-            clean_dir,
-            source_manifest=lake.read_json(lake.manifest_path(raw)),
-        )
-    return clean.load_month(clean_dir, warehouse)
+        clean.clean_month(raw, fmt, key, clean_dir, source_manifest=lake.read_manifest(raw))
+    return loading.load_clean_month(clean_dir, warehouse, "postgres").rows_out
 
 
 def main(argv: list[str] | None = None) -> int:

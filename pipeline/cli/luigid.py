@@ -4,9 +4,9 @@
 
 Two differences from a plain ``luigid``, with the same arguments:
 
-- It reads the package's configuration layers (pipeline/defaults.toml, luigi.toml): plain
-  ``luigid`` never imports this package, so it would ignore luigi.toml (luigi#2907) and with
-  it ``[scheduler] retry_delay``, ``batch_emails`` and the rest.
+- It reads the package's configuration layers (pipeline/orchestration/defaults.toml,
+  luigi.toml): plain ``luigid`` never imports this package, so it would ignore luigi.toml
+  (luigi#2907) and with it ``[scheduler] retry_delay``, ``batch_emails`` and the rest.
 - With ``--state-path`` it also saves the scheduler's state every few seconds, atomically
   (a temporary file renamed over the old one). luigid itself saves only when it is stopped
   cleanly (SIGTERM); after ``kill -9`` or a lost VM it would start empty, and the workers of
@@ -25,7 +25,6 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import Any
 
 CHECKPOINT_SECONDS = 5.0
 
@@ -59,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         luigi.configuration.get_config().set("scheduler", "state_path", opts.state_path)
     DaemonLogging.setup(opts)
 
-    def serve(api_port: Any = 8082, address: Any = None, unix_socket: Any = None) -> None:
+    def serve(
+        api_port: int | str = 8082, address: str | None = None, unix_socket: str | None = None
+    ) -> None:
         scheduler = Scheduler()
         if opts.state_path:
             _checkpoint_every(scheduler, Path(opts.state_path), CHECKPOINT_SECONDS)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         serve(api_port=opts.port, address=opts.address, unix_socket=opts.unix_socket)
 
 
-def _checkpoint_every(scheduler: Any, path: Path, seconds: float) -> None:
+def _checkpoint_every(scheduler: object, path: Path, seconds: float) -> None:
     """Save the state like luigid's own dump (same pickle, so it loads it), but atomically and
     on a timer. Runs on the server's event loop, between requests, so the state is still."""
     import tornado.ioloop
@@ -90,7 +91,7 @@ def _checkpoint_every(scheduler: Any, path: Path, seconds: float) -> None:
         try:
             with open(tmp, "wb") as f:
                 # Luigi offers no public snapshot; SimpleTaskState.dump() pickles exactly this.
-                pickle.dump(scheduler._state.get_state(), f)
+                pickle.dump(getattr(scheduler, "_state").get_state(), f)  # noqa: B009
             os.replace(tmp, path)
         except OSError as e:
             log.warning("checkpoint of the scheduler state to %s failed: %s", path, e)

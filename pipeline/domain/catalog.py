@@ -9,12 +9,15 @@ them in step).
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from pipeline.domain.errors import BadParameter
+
+if TYPE_CHECKING:
+    from pipeline.domain.months import MonthKey
 
 COLORS: tuple[str, ...] = ("yellow", "green", "fhv", "fhvhv")
 
@@ -39,11 +42,11 @@ DEFAULT_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup
 
 SOURCE_FORMATS: tuple[str, ...] = ("parquet", "csv.gz")
 
-TS = pa.timestamp("us")
-I32 = pa.int32()
-I64 = pa.int64()
-F64 = pa.float64()
-STR = pa.string()
+TS: pa.DataType = pa.timestamp("us")
+I32: pa.DataType = pa.int32()
+I64: pa.DataType = pa.int64()
+F64: pa.DataType = pa.float64()
+STR: pa.DataType = pa.string()
 
 
 @dataclass(frozen=True)
@@ -221,284 +224,6 @@ def normalise_name(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Eras: the headers the TLC actually published, oldest first. The normaliser does not need
-# them (aliases suffice); they document the drift (docs/schema.md) and the tests check every
-# real file in shared/data/tlc/eras against them, so a header we have not seen is noticed.
-@dataclass(frozen=True)
-class Era:
-    color: str
-    first: str  # "YYYY-MM", inclusive
-    last: str  # "YYYY-MM", inclusive, or "" for "still current"
-    header: tuple[str, ...]
-    note: str = ""
-    formats: tuple[str, ...] = field(default=("csv",))
-
-
-def _h(s: str) -> tuple[str, ...]:
-    return tuple(s.split(","))
-
-
-ERAS: tuple[Era, ...] = (
-    Era(
-        "yellow",
-        "2009-01",
-        "2009-12",
-        _h(
-            "vendor_name,Trip_Pickup_DateTime,Trip_Dropoff_DateTime,Passenger_Count,Trip_Distance,"
-            "Start_Lon,Start_Lat,Rate_Code,store_and_forward,End_Lon,End_Lat,Payment_Type,Fare_Amt,"
-            "surcharge,mta_tax,Tip_Amt,Tolls_Amt,Total_Amt"
-        ),
-        "vendor and payment as words",
-        ("csv", "parquet"),
-    ),
-    Era(
-        "yellow",
-        "2010-01",
-        "2014-12",
-        _h(
-            "vendor_id,pickup_datetime,dropoff_datetime,passenger_count,trip_distance,"
-            "pickup_longitude,pickup_latitude,rate_code,store_and_fwd_flag,dropoff_longitude,"
-            "dropoff_latitude,payment_type,fare_amount,surcharge,mta_tax,tip_amount,tolls_amount,"
-            "total_amount"
-        ),
-        "2014 headers have a space after each comma; payment as 3-letter words",
-    ),
-    Era(
-        "yellow",
-        "2015-01",
-        "2015-06",
-        _h(
-            "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,"
-            "pickup_longitude,pickup_latitude,RateCodeID,store_and_fwd_flag,dropoff_longitude,"
-            "dropoff_latitude,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,"
-            "improvement_surcharge,total_amount"
-        ),
-    ),
-    Era(
-        "yellow",
-        "2015-07",
-        "2016-06",
-        _h(
-            "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,"
-            "pickup_longitude,pickup_latitude,RatecodeID,store_and_fwd_flag,dropoff_longitude,"
-            "dropoff_latitude,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,"
-            "improvement_surcharge,total_amount"
-        ),
-    ),
-    Era(
-        "yellow",
-        "2016-07",
-        "2018-12",
-        _h(
-            "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,"
-            "RatecodeID,store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,"
-            "mta_tax,tip_amount,tolls_amount,improvement_surcharge,total_amount"
-        ),
-        "late-2016 rows carry 2 trailing empty fields",
-    ),
-    Era(
-        "yellow",
-        "2019-01",
-        "2020-12",
-        _h(
-            "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,"
-            "RatecodeID,store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,"
-            "mta_tax,tip_amount,tolls_amount,improvement_surcharge,total_amount,"
-            "congestion_surcharge"
-        ),
-    ),
-    Era(
-        "yellow",
-        "2021-01",
-        "2022-12",
-        _h(
-            "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,"
-            "RatecodeID,store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,"
-            "mta_tax,tip_amount,tolls_amount,improvement_surcharge,total_amount,"
-            "congestion_surcharge,airport_fee"
-        ),
-        "course csv.gz and CDN parquet; types double for ids until 2023",
-        ("csv", "parquet"),
-    ),
-    Era(
-        "yellow",
-        "2023-01",
-        "2024-12",
-        _h(
-            "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,"
-            "RatecodeID,store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,"
-            "mta_tax,tip_amount,tolls_amount,improvement_surcharge,total_amount,"
-            "congestion_surcharge,Airport_fee"
-        ),
-        "2023 type change: int32/int64 ids, large_string",
-        ("parquet",),
-    ),
-    Era(
-        "yellow",
-        "2025-01",
-        "",
-        _h(
-            "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,"
-            "RatecodeID,store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,"
-            "mta_tax,tip_amount,tolls_amount,improvement_surcharge,total_amount,"
-            "congestion_surcharge,Airport_fee,cbd_congestion_fee"
-        ),
-        "",
-        ("parquet",),
-    ),
-    Era(
-        "green",
-        "2013-08",
-        "2014-12",
-        _h(
-            "VendorID,lpep_pickup_datetime,Lpep_dropoff_datetime,Store_and_fwd_flag,RateCodeID,"
-            "Pickup_longitude,Pickup_latitude,Dropoff_longitude,Dropoff_latitude,Passenger_count,"
-            "Trip_distance,Fare_amount,Extra,MTA_tax,Tip_amount,Tolls_amount,Ehail_fee,"
-            "Total_amount,Payment_type,Trip_type "
-        ),
-        "'Trip_type ' has a trailing space; rows carry 2 trailing empty fields",
-    ),
-    Era(
-        "green",
-        "2015-01",
-        "2016-06",
-        _h(
-            "VendorID,lpep_pickup_datetime,Lpep_dropoff_datetime,Store_and_fwd_flag,RateCodeID,"
-            "Pickup_longitude,Pickup_latitude,Dropoff_longitude,Dropoff_latitude,Passenger_count,"
-            "Trip_distance,Fare_amount,Extra,MTA_tax,Tip_amount,Tolls_amount,Ehail_fee,"
-            "improvement_surcharge,Total_amount,Payment_type,Trip_type "
-        ),
-        "rows carry 2 trailing empty fields",
-    ),
-    Era(
-        "green",
-        "2016-07",
-        "2018-12",
-        _h(
-            "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,"
-            "PULocationID,DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,"
-            "tip_amount,tolls_amount,ehail_fee,improvement_surcharge,total_amount,payment_type,"
-            "trip_type"
-        ),
-        "2016 rows carry 2 trailing empty fields",
-    ),
-    Era(
-        "green",
-        "2019-01",
-        "2024-12",
-        _h(
-            "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,"
-            "PULocationID,DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,"
-            "tip_amount,tolls_amount,ehail_fee,improvement_surcharge,total_amount,payment_type,"
-            "trip_type,congestion_surcharge"
-        ),
-        "2023 type change in parquet: ehail_fee null -> double, ids int32",
-        ("csv", "parquet"),
-    ),
-    Era(
-        "green",
-        "2025-01",
-        "",
-        _h(
-            "VendorID,lpep_pickup_datetime,lpep_dropoff_datetime,store_and_fwd_flag,RatecodeID,"
-            "PULocationID,DOLocationID,passenger_count,trip_distance,fare_amount,extra,mta_tax,"
-            "tip_amount,tolls_amount,ehail_fee,improvement_surcharge,total_amount,payment_type,"
-            "trip_type,congestion_surcharge,cbd_congestion_fee"
-        ),
-        "",
-        ("parquet",),
-    ),
-    Era(
-        "fhv",
-        "2015-01",
-        "2016-12",
-        _h("Dispatching_base_num,Pickup_date,locationID"),
-        "pickup only, one location",
-    ),
-    Era(
-        "fhv",
-        "2017-01",
-        "2017-06",
-        _h("Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID"),
-    ),
-    Era(
-        "fhv",
-        "2017-07",
-        "2017-12",
-        _h(
-            "Dispatching_base_num,Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,"
-            "SR_Flag"
-        ),
-        "quoted fields",
-    ),
-    Era(
-        "fhv",
-        "2018-01",
-        "2018-12",
-        _h(
-            "Pickup_DateTime,DropOff_datetime,PUlocationID,DOlocationID,SR_Flag,"
-            "Dispatching_base_number,Dispatching_base_num"
-        ),
-        "two base-number columns, coalesced",
-    ),
-    Era(
-        "fhv",
-        "2019-01",
-        "2020-12",
-        _h(
-            "dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,"
-            "SR_Flag"
-        ),
-    ),
-    Era(
-        "fhv",
-        "2021-01",
-        "",
-        _h(
-            "dispatching_base_num,pickup_datetime,dropOff_datetime,PUlocationID,DOlocationID,"
-            "SR_Flag,Affiliated_base_number"
-        ),
-        "",
-        ("parquet",),
-    ),
-    Era(
-        "fhvhv",
-        "2019-02",
-        "2020-12",
-        _h(
-            "hvfhs_license_num,dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,"
-            "DOLocationID,SR_Flag"
-        ),
-        "the original CSV release",
-    ),
-    Era(
-        "fhvhv",
-        "2021-06",
-        "2021-06",
-        _h(
-            "dispatching_base_num,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,"
-            "SR_Flag,Affiliated_base_number"
-        ),
-        "a re-release seen under the fhvhv name",
-    ),
-    Era(
-        "fhvhv",
-        "2019-02",
-        "",
-        _h(
-            "hvfhs_license_num,dispatching_base_num,originating_base_num,request_datetime,"
-            "on_scene_datetime,pickup_datetime,dropoff_datetime,PULocationID,DOLocationID,"
-            "trip_miles,trip_time,base_passenger_fare,tolls,bcf,sales_tax,congestion_surcharge,"
-            "airport_fee,tips,driver_pay,shared_request_flag,shared_match_flag,access_a_ride_flag,"
-            "wav_request_flag,wav_match_flag"
-        ),
-        "CDN parquet; 2025 adds cbd_congestion_fee",
-        ("parquet",),
-    ),
-)
-
-
-# ---------------------------------------------------------------------------------------
 # Months and URLs
 def check_month(color: str, year: int, month: int) -> None:
     """Reject a colour/month the TLC never published, before anything is downloaded."""
@@ -515,21 +240,21 @@ def check_month(color: str, year: int, month: int) -> None:
         )
 
 
-def month_bounds(year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) of a month, as naive local timestamps like the TLC's own."""
-    start = dt.datetime(year, month, 1)
-    end = dt.datetime(year + month // 12, month % 12 + 1, 1)
-    return start, end
+def trips_table(color: str) -> str:
+    """The colour's table in every warehouse: ``{color}_trips``."""
+    if color not in COLORS:
+        raise BadParameter(f"unknown colour {color!r}: expected one of {', '.join(COLORS)}")
+    return f"{color}_trips"
 
 
-def source_url(template: str, color: str, year: int, month: int) -> str:
-    return template.format(color=color, year=year, month=month)
+def source_url(template: str, key: MonthKey) -> str:
+    return template.format(color=key.color, year=key.year, month=key.month)
 
 
-def raw_filename(color: str, year: int, month: int, fmt: str) -> str:
+def raw_filename(key: MonthKey, fmt: str) -> str:
     if fmt not in SOURCE_FORMATS:
         raise ValueError(f"unknown source format {fmt!r}: expected one of {SOURCE_FORMATS}")
-    return f"{color}_tripdata_{year:04d}-{month:02d}.{fmt}"
+    return f"{key.color}_tripdata_{key.year:04d}-{key.month:02d}.{fmt}"
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.parquet as pq
@@ -35,6 +35,7 @@ from pipeline.domain.errors import (
     SourceUnreachable,
     TransientSourceError,
 )
+from pipeline.domain.quality import SourceManifest
 from pipeline.lake import local as lakemod
 from pipeline.util.failpoints import failpoint
 
@@ -97,7 +98,7 @@ def download(
     policy: RetryPolicy = RetryPolicy(),
     progress: ProgressFn | None = None,
     session: requests.Session | None = None,
-) -> dict[str, Any]:
+) -> SourceManifest:
     """Download ``url`` to ``dest`` (kind: "parquet", "csv.gz" or "csv") and return its manifest.
 
     Raises MonthNotPublished on 403/404/410, BadSourceFile when the bytes are not a usable file,
@@ -123,8 +124,9 @@ def _retrying(policy: RetryPolicy, safe_url: str) -> tenacity.Retrying:
         if rs.attempt_number >= policy.attempts:
             return True
         error = rs.outcome.exception() if rs.outcome else None
+        waited = rs.seconds_since_start or 0.0
         return isinstance(error, SourceUnreachable) and (
-            rs.seconds_since_start >= policy.unreachable_for or _known_unreachable(safe_url)
+            waited >= policy.unreachable_for or _known_unreachable(safe_url) is not None
         )
 
     def warn(rs: tenacity.RetryCallState) -> None:
@@ -162,7 +164,7 @@ def _attempt(
     policy: RetryPolicy,
     progress: ProgressFn | None,
     number: int,
-) -> dict[str, Any]:
+) -> SourceManifest:
     dest.parent.mkdir(parents=True, exist_ok=True)
     lakemod.sweep_stale_temps(dest)
     tmp = lakemod.temp_name(dest)
@@ -190,7 +192,7 @@ def _attempt(
                 # body; a file that fails its check may just have been cut. Worth a retry.
                 raise TransientSourceError(f"{e} (sent without Content-Length)") from None
             raise
-        manifest = {
+        manifest: SourceManifest = {
             "url": safe_url,
             "format": kind,
             "bytes": size,
@@ -361,7 +363,7 @@ def _stream_body(
     return sha.hexdigest(), size
 
 
-def _write(out: Any, chunk: bytes, dest: Path) -> None:
+def _write(out: BinaryIO, chunk: bytes, dest: Path) -> None:
     try:
         out.write(chunk)
     except OSError as e:  # named after the file it is for, not its temporary name

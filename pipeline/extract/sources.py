@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Literal, cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -65,10 +66,10 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
         raise BadSourceFile(f"{path.name}: corrupt parquet data: {e}") from None
 
 
-def _open_text(path: Path) -> io.BufferedIOBase:
+def _open_text(path: Path) -> BinaryIO:
     raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
     if path.name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw))
     return raw
 
 
@@ -121,7 +122,7 @@ class _CsvReader:
                     counts[0] = counts.get(0, 0) + 1
         return max(counts, key=lambda k: (counts[k], -k)) if counts else 0
 
-    def _on_invalid(self, row: pacsv.InvalidRow) -> str:
+    def _on_invalid(self, row: pacsv.InvalidRow) -> Literal["skip"]:
         fields = next(csv.reader([row.text]), [])
         h = len(self.header)
         if len(fields) >= h and not any(v.strip() for v in fields[h:]):

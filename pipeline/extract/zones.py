@@ -1,4 +1,4 @@
-"""The TLC zone lookup: read, snake_case, load through any sink."""
+"""The TLC zone lookup CSV, read into the canonical ``taxi_zones`` columns."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import pyarrow.csv as pacsv
 
 from pipeline.domain import catalog
 from pipeline.domain.errors import SchemaError
-from pipeline.lake import local as lake
-from pipeline.sinks.base import Sink
 
 
 def read_zones(path: Path) -> pa.Table:
@@ -31,7 +29,3 @@ def read_zones(path: Path) -> pa.Table:
         raise SchemaError(f"{path.name}: zone lookup lacks {sorted(missing)}")
     table = table.rename_columns([renamed[n] for n in table.column_names])
     return table.select(catalog.ZONES_SCHEMA.names).cast(catalog.ZONES_SCHEMA)
-
-
-def load_zones(path: Path, sink: Sink) -> int:
-    return sink.replace_zones(read_zones(path), lake.read_json(lake.manifest_path(path))["sha256"])

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from pipeline.domain import quality
 from pipeline.domain.errors import PipelineError
+from pipeline.domain.months import MonthKey
+from pipeline.domain.quality import QualityReport
 from pipeline.lake import local as lake
 from pipeline.util.gcp_retry import logged, why
 
@@ -72,33 +74,36 @@ class GcsLake:
     def client(self) -> storage.Client:
         return storage_client(self.project)
 
-    def month_prefix(self, color: str, year: int, month: int) -> str:
+    def month_prefix(self, key: MonthKey) -> str:
         parts = [p for p in self.prefix.strip("/").split("/") if p]
-        return "/".join([*parts, "clean", color, f"year={year:04d}", f"month={month:02d}"]) + "/"
+        return (
+            "/".join([*parts, "clean", key.color, f"year={key.year:04d}", f"month={key.month:02d}"])
+            + "/"
+        )
 
-    def uri(self, color: str, year: int, month: int, name: str) -> str:
-        return f"gs://{self.bucket}/{self.month_prefix(color, year, month)}{name}"
+    def uri(self, key: MonthKey, name: str) -> str:
+        return f"gs://{self.bucket}/{self.month_prefix(key)}{name}"
 
-    def data_uris(self, clean_dir: Path, color: str, year: int, month: int) -> list[str]:
-        quality = lake.read_json(clean_dir / lake.QUALITY_FILE)
-        return [self.uri(color, year, month, f["name"]) for f in quality["files"]]
+    def data_uris(self, key: MonthKey, report: QualityReport) -> list[str]:
+        """The month's parquet objects, as the report lists them (what BigQuery loads)."""
+        return [self.uri(key, f["name"]) for f in report["files"]]
 
     # -- what should be there, and what is -------------------------------------------------
     @staticmethod
     def expected(clean_dir: Path) -> dict[str, tuple[int, str]]:
         """name -> (size, crc32c) of every object a month needs, data files first."""
-        quality = lake.read_json(clean_dir / lake.QUALITY_FILE)
+        report = lake.read_quality(clean_dir)
         out = {}
-        for f in quality["files"]:
+        for f in report["files"]:
             crc = f.get("crc32c") or crc32c_file(clean_dir / f["name"])
             out[f["name"]] = (int(f["bytes"]), crc)
         q = clean_dir / lake.QUALITY_FILE
         out[lake.QUALITY_FILE] = (q.stat().st_size, crc32c_file(q))
         return out
 
-    def remote(self, color: str, year: int, month: int) -> dict[str, tuple[int, str]]:
-        prefix = self.month_prefix(color, year, month)
-        what = f"listing {color} {year:04d}-{month:02d} in gs://{self.bucket}/{prefix}"
+    def remote(self, key: MonthKey) -> dict[str, tuple[int, str]]:
+        prefix = self.month_prefix(key)
+        what = f"listing {key.label} in gs://{self.bucket}/{prefix}"
         try:
             blobs = self.client.list_blobs(self.bucket, prefix=prefix, retry=_retry(what))
             return {b.name[len(prefix) :]: (int(b.size), b.crc32c) for b in blobs}
@@ -107,35 +112,33 @@ class GcsLake:
         except gexc.GoogleAPICallError as e:
             raise PipelineError(f"GCS {what} failed: {why(e)}") from None
 
-    def month_complete(self, clean_dir: Path, color: str, year: int, month: int) -> bool:
-        remote = self.remote(color, year, month)
+    def month_complete(self, clean_dir: Path, key: MonthKey) -> bool:
+        remote = self.remote(key)
         if not (clean_dir / lake.QUALITY_FILE).exists():
             # The local lake was cleared; trust the bucket if its own quality file lists
             # every data object with the sizes it recorded.
-            return self._remote_self_consistent(color, year, month, remote)
+            return self._remote_self_consistent(key, remote)
         return all(remote.get(name) == want for name, want in self.expected(clean_dir).items())
 
-    def read_quality(self, color: str, year: int, month: int) -> dict[str, Any]:
+    def read_quality(self, key: MonthKey) -> QualityReport:
         """The month's _quality.json as the bucket holds it."""
-        blob = self.client.bucket(self.bucket).blob(
-            self.month_prefix(color, year, month) + lake.QUALITY_FILE
-        )
-        uri = self.uri(color, year, month, lake.QUALITY_FILE)
-        what = f"read of {color} {year:04d}-{month:02d} {uri}"
+        blob = self.client.bucket(self.bucket).blob(self.month_prefix(key) + lake.QUALITY_FILE)
+        uri = self.uri(key, lake.QUALITY_FILE)
+        what = f"read of {key.label} {uri}"
         try:
-            return json.loads(blob.download_as_bytes(retry=_retry(what)))
+            return quality.parse(blob.download_as_bytes(retry=_retry(what)), uri)
         except gexc.NotFound:
             raise PipelineError(
-                f"GCS {self.uri(color, year, month, lake.QUALITY_FILE)} is missing: "
+                f"GCS {self.uri(key, lake.QUALITY_FILE)} is missing: "
                 "run UploadGCS for the month first"
             ) from None
         except gexc.GoogleAPICallError as e:
             # e.g. 403 when the account may not read the bucket: one line, not a traceback
             raise PipelineError(f"GCS {what} failed: {why(e)}") from None
 
-    def remove_month(self, color: str, year: int, month: int, dry_run: bool = False) -> list[str]:
+    def remove_month(self, key: MonthKey, dry_run: bool = False) -> list[str]:
         """Delete the month's objects (to force a re-upload); return their URIs."""
-        prefix = self.month_prefix(color, year, month)
+        prefix = self.month_prefix(key)
         removed = []
         for blob in self.client.list_blobs(self.bucket, prefix=prefix):
             if not dry_run:
@@ -143,26 +146,10 @@ class GcsLake:
             removed.append(f"gs://{self.bucket}/{blob.name}")
         return removed
 
-    def load_month(
-        self,
-        warehouse: Any,
-        color: str,
-        year: int,
-        month: int,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> int:
-        """Load the month into ``warehouse`` (BigQuery) from its objects in the bucket, as
-        the bucket's own _quality.json describes them."""
-        quality = self.read_quality(color, year, month)
-        uris = [self.uri(color, year, month, f["name"]) for f in quality["files"]]
-        return warehouse.replace_month(color, year, month, uris, quality, progress=progress)
-
-    def _remote_self_consistent(
-        self, color: str, year: int, month: int, remote: dict[str, tuple[int, str]]
-    ) -> bool:
+    def _remote_self_consistent(self, key: MonthKey, remote: dict[str, tuple[int, str]]) -> bool:
         if lake.QUALITY_FILE not in remote:
             return False
-        quality = self.read_quality(color, year, month)
+        quality = self.read_quality(key)
         return all(
             f["name"] in remote
             and remote[f["name"]][0] == int(f["bytes"])
@@ -172,16 +159,11 @@ class GcsLake:
 
     # -- upload -----------------------------------------------------------------------------
     def upload_month(
-        self,
-        clean_dir: Path,
-        color: str,
-        year: int,
-        month: int,
-        progress: UploadProgress | None = None,
+        self, clean_dir: Path, key: MonthKey, progress: UploadProgress | None = None
     ) -> list[str]:
         """Upload what is missing or different; ``_quality.json`` last. Returns the URIs."""
         want = self.expected(clean_dir)
-        have = self.remote(color, year, month)
+        have = self.remote(key)
         todo = [name for name, spec in want.items() if have.get(name) != spec]
         total = sum(want[n][0] for n in todo)
         sent = 0
@@ -189,8 +171,8 @@ class GcsLake:
         bucket = self.client.bucket(self.bucket)
         for name in sorted(todo, key=lambda n: n == lake.QUALITY_FILE):
             path = clean_dir / name
-            blob = bucket.blob(self.month_prefix(color, year, month) + name, chunk_size=CHUNK)
-            what = f"upload of {color} {year:04d}-{month:02d} to gs://{self.bucket}/{blob.name}"
+            blob = bucket.blob(self.month_prefix(key) + name, chunk_size=CHUNK)
+            what = f"upload of {key.label} to gs://{self.bucket}/{blob.name}"
             base = sent
 
             def report(done: int, base: int = base) -> None:
@@ -230,16 +212,14 @@ class GcsLake:
             sent += want[name][0]
             report(0)
         log.info(
-            "%s %04d-%02d: uploaded %d objects (%d bytes) to gs://%s/%s",
-            color,
-            year,
-            month,
+            "%s: uploaded %d objects (%d bytes) to gs://%s/%s",
+            key.label,
             len(todo),
             total,
             self.bucket,
-            self.month_prefix(color, year, month),
+            self.month_prefix(key),
         )
-        return [self.uri(color, year, month, n) for n in want]
+        return [self.uri(key, n) for n in want]
 
 
 def google_crc32c_mismatch_errors() -> tuple[type[BaseException], ...]:
@@ -255,7 +235,7 @@ def google_crc32c_mismatch_errors() -> tuple[type[BaseException], ...]:
 class _Counting(io.RawIOBase):
     """A read-only file wrapper that reports how many bytes the client has read."""
 
-    def __init__(self, f: Any, report: Callable[[int], None]):
+    def __init__(self, f: BinaryIO, report: Callable[[int], None]):
         self._f, self._report, self._done = f, report, 0
 
     def readable(self) -> bool:

@@ -16,17 +16,18 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import google_crc32c
 
-from pipeline.domain import catalog
+from pipeline.domain import catalog, quality
 from pipeline.domain.errors import LakeWriteError
+from pipeline.domain.months import MonthKey
+from pipeline.domain.quality import QualityReport, SourceManifest
 
-QUALITY_FILE = "_quality.json"
+QUALITY_FILE = quality.FILE_NAME
 CLEAN_FILE = "part-0.parquet"
 
 
@@ -34,11 +35,14 @@ CLEAN_FILE = "part-0.parquet"
 class Lake:
     root: Path
 
-    def raw_path(self, color: str, year: int, month: int, fmt: str) -> Path:
-        return self.root / "raw" / color / catalog.raw_filename(color, year, month, fmt)
+    def raw_path(self, key: MonthKey, fmt: str) -> Path:
+        return self.root / "raw" / key.color / catalog.raw_filename(key, fmt)
 
-    def clean_dir(self, color: str, year: int, month: int) -> Path:
-        return self.root / "clean" / color / f"year={year:04d}" / f"month={month:02d}"
+    def clean_dir(self, key: MonthKey) -> Path:
+        return self.root / "clean" / key.color / f"year={key.year:04d}" / f"month={key.month:02d}"
+
+    def quality_path(self, key: MonthKey) -> Path:
+        return self.clean_dir(key) / QUALITY_FILE
 
     def zones_path(self) -> Path:
         return self.root / "raw" / "zones" / "taxi_zone_lookup.csv"
@@ -46,6 +50,12 @@ class Lake:
 
 def manifest_path(data_path: Path) -> Path:
     return data_path.with_name(data_path.name + ".manifest.json")
+
+
+def read_manifest(data_path: Path) -> SourceManifest:
+    """What DownloadMonth recorded about a raw file."""
+    found: SourceManifest = json.loads(manifest_path(data_path).read_text())
+    return found
 
 
 _HOST = socket.gethostname().replace("-", "_")
@@ -122,7 +132,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: Mapping[str, object]) -> None:
     try:
         with atomic_file(path) as tmp:
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
@@ -137,8 +147,28 @@ def write_error(path: Path, error: OSError) -> LakeWriteError:
     return LakeWriteError(f"{path}: cannot write to the lake: {cause}")
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+def read_json(path: Path) -> dict[str, object]:
+    return dict(json.loads(path.read_text()))
+
+
+def read_quality(clean_dir: Path) -> QualityReport:
+    """The month's quality report (the one reader: pipeline.domain.quality.parse)."""
+    path = clean_dir / QUALITY_FILE
+    return quality.parse(path.read_bytes(), str(path))
+
+
+def quality_if_present(path: Path) -> QualityReport | None:
+    return quality.parse(path.read_bytes(), str(path)) if path.exists() else None
+
+
+def write_quality(clean_dir: Path, report: QualityReport) -> None:
+    """Write the report (the one writer: pipeline.domain.quality.dump), atomically."""
+    path = clean_dir / QUALITY_FILE
+    try:
+        with atomic_file(path) as tmp:
+            tmp.write_text(quality.dump(report))
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 def crc32c_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -159,22 +189,20 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def remove_month(
-    lake: Lake, color: str, year: int, month: int, stages: set[str], dry_run: bool = False
-) -> list[Path]:
+def remove_month(lake: Lake, key: MonthKey, stages: set[str], dry_run: bool = False) -> list[Path]:
     """Delete a month's lake files for the given stages ("raw", "clean"). Used to force a rerun.
     With ``dry_run``, only list them."""
     removed: list[Path] = []
     if "raw" in stages:
         for fmt in catalog.SOURCE_FORMATS:
-            p = lake.raw_path(color, year, month, fmt)
+            p = lake.raw_path(key, fmt)
             for q in (p, manifest_path(p)):
                 if q.exists():
                     if not dry_run:
                         q.unlink()
                     removed.append(q)
     if "clean" in stages:
-        d = lake.clean_dir(color, year, month)
+        d = lake.clean_dir(key)
         if d.exists():
             if not dry_run:
                 shutil.rmtree(d)

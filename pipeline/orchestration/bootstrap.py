@@ -6,7 +6,7 @@ another folder would find no ``luigi.toml``, and with it no ``[retcode]``: a fai
 exit 0. So the package carries its own defaults (``defaults.toml``: exit codes, worker and
 retry policy, logging) as the lowest layer, under the three Luigi already reads:
 
-    pipeline/defaults.toml < /etc/luigi/luigi.toml < ./luigi.toml < $LUIGI_CONFIG_PATH
+    pipeline/orchestration/defaults.toml < /etc/luigi/luigi.toml < ./luigi.toml < $LUIGI_CONFIG_PATH
 
 An explicit ``LUIGI_CONFIG_PARSER`` other than toml wins, and then none of this applies.
 """
@@ -30,7 +30,7 @@ def install() -> None:
     paths = LuigiTomlParser._config_paths  # Luigi's list of files, oldest (weakest) first
     if str(DEFAULTS) not in paths:
         paths.insert(0, str(DEFAULTS))
-        if LuigiTomlParser._instance is not None:  # Luigi read its files before we came
+        if getattr(LuigiTomlParser, "_instance", None) is not None:  # read before we came
             LuigiTomlParser.reload()
     # luigi.setup_logging picks its parser when Luigi is imported, which under `luigi --module
     # pipeline` is before this package is (without tlc_pipeline.pth); hand it the TOML one so

@@ -13,29 +13,30 @@ import luigi
 
 from pipeline.domain import catalog
 from pipeline.domain.errors import PipelineError
+from pipeline.domain.months import MonthKey
 from pipeline.extract.download import RetryPolicy
 from pipeline.lake.local import Lake
 from pipeline.sinks.base import Sink
 from pipeline.sinks.duckdb import DuckDBWarehouse
-from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
+from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 
 if TYPE_CHECKING:
     from pipeline.lake.gcs import GcsLake
-    from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse
+    from pipeline.sinks.bigquery import BigQueryWarehouse
 
 
-class TomlListParameter(luigi.ListParameter):
+class TomlListParameter(luigi.ListParameter[tuple[str, ...]]):
     """A ListParameter that also takes a TOML array: luigi's own parses JSON text only."""
 
-    def parse(self, x):  # type: ignore[no-untyped-def]
+    def parse(self, x: object) -> tuple[str, ...]:
         if isinstance(x, list | tuple):
-            return tuple(x)
-        return super().parse(x)
+            return tuple(str(v) for v in x)
+        return tuple(str(v) for v in super().parse(x))
 
 
 class pipeline(luigi.Config):
     sinks = TomlListParameter(
-        default=["duckdb"], description="warehouses IngestMonth loads: duckdb, postgres, bigquery"
+        default=("duckdb",), description="warehouses IngestMonth loads: duckdb, postgres, bigquery"
     )
     webhook_url = luigi.Parameter(
         default="",
@@ -78,9 +79,9 @@ class source(luigi.Config):
         default=10.0, description="seconds to keep retrying a host that cannot be reached"
     )
 
-    def url(self, color: str, year: int, month: int) -> str:
+    def url(self, key: MonthKey) -> str:
         template = self.parquet_url if self.format == "parquet" else self.csv_url
-        return catalog.source_url(template, color, year, month)
+        return catalog.source_url(template, key)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -169,7 +170,7 @@ class bigquery(luigi.Config):
     def get(self) -> BigQueryWarehouse:
         from google.auth.exceptions import DefaultCredentialsError
 
-        from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, bigquery_client
+        from pipeline.sinks.bigquery import BigQueryWarehouse, bigquery_client
 
         try:
             client = bigquery_client(self.project, self.location, self.api_endpoint)
@@ -181,14 +182,16 @@ class bigquery(luigi.Config):
         return BigQueryWarehouse(client, self.dataset, self.location)
 
 
-SINKS = ("duckdb", "postgres", "bigquery")
+# The one registry of sinks: name -> its configuration section. The load tasks
+# (orchestration/tasks.py) name theirs with the same keys, and a test checks both agree.
+SINK_SECTIONS: dict[str, type[duckdb] | type[postgres] | type[bigquery]] = {
+    "duckdb": duckdb,
+    "postgres": postgres,
+    "bigquery": bigquery,
+}
+SINKS = tuple(SINK_SECTIONS)
 
 
 def sink(name: str) -> Sink:
     """The configured warehouse called ``name``."""
-    sections: dict[str, type[duckdb] | type[postgres] | type[bigquery]] = {
-        "duckdb": duckdb,
-        "postgres": postgres,
-        "bigquery": bigquery,
-    }
-    return sections[name]().get()
+    return SINK_SECTIONS[name]().get()

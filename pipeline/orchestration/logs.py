@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TypeVar, cast
+
+T = TypeVar("T")
 
 # Whole words of a key (password, db_pass, api_token...), not "passenger_count".
 SECRET_KEY = re.compile(
@@ -19,15 +21,16 @@ SECRET_KEY = re.compile(
 MASK = "***"
 
 
-def redact(value: Any) -> Any:
+def redact(value: T) -> T:
     """A copy of ``value`` with every mapping value under a secret-looking key masked."""
     if isinstance(value, dict):
-        return {
+        masked = {
             k: (MASK if isinstance(k, str) and SECRET_KEY.search(k) and v else redact(v))
             for k, v in value.items()
         }
+        return cast(T, masked)
     if isinstance(value, list | tuple):
-        return type(value)(redact(v) for v in value)
+        return cast(T, type(value)(redact(v) for v in value))
     return value
 
 

@@ -12,23 +12,22 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from typing import Any
 
 import luigi
 import requests
 
-from pipeline.orchestration import logs as logsafe
+from pipeline.orchestration import logs
 
 log = logging.getLogger(__name__)
 
 _URL = re.compile(r"https?://[^\s'\"<>]+")
 
 
-def failure_message(task: luigi.Task, exc: BaseException) -> dict[str, Any]:
+def failure_message(task: luigi.Task, exc: BaseException) -> dict[str, object]:
     from pipeline.extract.download import redact_url
 
     error = _URL.sub(lambda m: redact_url(m.group(0)), f"{type(exc).__name__}: {exc}")
-    params = logsafe.redact(task.to_str_params(only_public=True))
+    params = logs.redact(task.to_str_params(only_public=True))
     month = (
         f"{int(params['year']):04d}-{int(params['month']):02d}"
         if "year" in params and "month" in params
@@ -46,7 +45,6 @@ def failure_message(task: luigi.Task, exc: BaseException) -> dict[str, Any]:
     }
 
 
-@luigi.Task.event_handler(luigi.Event.FAILURE)
 def post_failure(task: luigi.Task, exc: BaseException) -> None:
     from pipeline.orchestration import config
 
@@ -60,3 +58,6 @@ def post_failure(task: luigi.Task, exc: BaseException) -> None:
         from pipeline.extract.download import redact_url, scrub
 
         log.warning("failure webhook %s: %s", redact_url(url), scrub(str(e), url))
+
+
+luigi.Task.event_handler(luigi.Event.FAILURE)(post_failure)

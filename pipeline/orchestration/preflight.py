@@ -29,7 +29,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from typing import Any
 
 from pipeline.domain.errors import PipelineError
 
@@ -37,7 +36,7 @@ PROBE_TIMEOUT = 3.0
 
 # task_id -> luigid's description, for the remote scheduler this process runs against;
 # None when it runs with a local scheduler (or outside the `luigi` command).
-_disabled: dict[str, dict[str, Any]] | None = None
+_disabled: dict[str, object] | None = None
 _scheduler_url = ""
 
 
@@ -74,15 +73,19 @@ def _truthy(value: object) -> bool:
     return value is True or str(value).lower() in ("true", "1", "yes")
 
 
-def api(url: str, method: str, data: dict[str, Any], timeout: float = PROBE_TIMEOUT) -> Any:
+def api(
+    url: str, method: str, data: dict[str, str | int], timeout: float = PROBE_TIMEOUT
+) -> dict[str, object]:
     """One call to luigid's JSON API (the same one the visualizer and workers use)."""
     query = urllib.parse.urlencode({"data": json.dumps(data)})
     with urllib.request.urlopen(f"{url}/api/{method}?{query}", timeout=timeout) as resp:
-        return json.loads(resp.read())["response"]
+        answer = json.loads(resp.read())["response"]
+    return answer if isinstance(answer, dict) else {}
 
 
-def probe(url: str) -> dict[str, dict[str, Any]]:
-    """luigid's disabled tasks; raise SchedulerUnreachable if it does not answer."""
+def probe(url: str) -> dict[str, object]:
+    """luigid's disabled tasks (id -> its description); raise SchedulerUnreachable if luigid
+    does not answer."""
     try:
         listed = api(url, "task_list", {"status": "DISABLED", "upstream_status": "", "search": ""})
     except (OSError, ValueError, KeyError) as e:
@@ -99,7 +102,7 @@ def start_hint(url: str) -> str:
     )
 
 
-def remember(url: str | None, disabled: dict[str, dict[str, Any]] | None) -> None:
+def remember(url: str | None, disabled: dict[str, object] | None) -> None:
     global _disabled, _scheduler_url
     _scheduler_url, _disabled = url or "", disabled
 
@@ -135,7 +138,7 @@ def raise_if_disabled(task_id: str, what: str) -> None:
     if not _disabled or task_id not in _disabled:
         return
     try:
-        error = api(_scheduler_url, "fetch_error", {"task_id": task_id}).get("error") or ""
+        error = str(api(_scheduler_url, "fetch_error", {"task_id": task_id}).get("error") or "")
     except (OSError, ValueError, KeyError):
         error = ""
     last = next((line for line in reversed(error.strip().splitlines()) if line.strip()), "")

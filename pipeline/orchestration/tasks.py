@@ -13,10 +13,10 @@ from pathlib import Path
 import luigi
 
 from pipeline.domain import catalog
-from pipeline.extract import download, zones
+from pipeline.domain.months import MonthKey
+from pipeline.extract import download
 from pipeline.lake import local as lake
-from pipeline.orchestration import backfill, config, preflight
-from pipeline.orchestration import logs as logsafe
+from pipeline.orchestration import backfill, config, loading, logs, preflight
 from pipeline.orchestration.targets import GcsMonthTarget, MonthLoadedTarget, ZonesLoadedTarget
 from pipeline.transform import clean
 
@@ -50,7 +50,7 @@ class PipelineTask(luigi.Task):
     def on_failure(self, exception: BaseException) -> str:
         """What luigid, the visualizer and the failure e-mail show: one line for an expected
         error (a bad file, an unreachable host), Luigi's traceback for anything else."""
-        line = logsafe.one_line(exception)
+        line = logs.one_line(exception)
         return line if line is not None else str(super().on_failure(exception))
 
 
@@ -61,30 +61,39 @@ class MonthTask(PipelineTask):
     year = luigi.IntParameter(description="year of the trips, e.g. 2021")
     month = luigi.IntParameter(description="month of the trips, 1-12")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        catalog.check_month(self.color, self.year, self.month)
+        self.key = MonthKey(self.color, self.year, self.month)  # checks the month exists
 
     @property
-    def month_args(self) -> dict:
+    def month_args(self) -> dict[str, object]:
         return {"color": self.color, "year": self.year, "month": self.month}
+
+    @property
+    def clean_dir(self) -> Path:
+        return config.lake().get().clean_dir(self.key)
+
+    def report(self, message: str, done: int = 0, total: int | None = None) -> None:
+        """Progress for luigid's visualizer. Luigi attaches the callbacks only while the task
+        runs in a worker (they are None in a plain call, e.g. a test's)."""
+        if total and self.set_progress_percentage is not None:
+            self.set_progress_percentage(round(100 * done / total))
+        if self.set_status_message is not None:
+            self.set_status_message(message)
 
     def report_bytes(self, done: int, total: int | None, rate: float) -> None:
         mb = 1024 * 1024
         if total:
-            self.set_progress_percentage(round(100 * done / total))
             msg = f"{done / mb:.0f} MB of {total / mb:.0f} MB, {rate / mb:.1f} MB/s"
         else:
             msg = f"{done / mb:.0f} MB, {rate / mb:.1f} MB/s"
-        self.set_status_message(msg)
+        self.report(msg, done, total)
 
-    def report_rows(self, rows: int, message: str) -> None:
-        self.set_status_message(message)
+    def report_rows(self, rows: int) -> None:
+        self.report(f"cleaned {rows:,} rows")
 
     def report_copy(self, done: int, total: int) -> None:
-        if total:
-            self.set_progress_percentage(round(100 * done / total))
-        self.set_status_message(f"COPY {done:,} of {total:,} rows")
+        self.report(f"COPY {done:,} of {total:,} rows", done, total)
 
 
 class MonthPublished(MonthTask, luigi.ExternalTask):
@@ -95,10 +104,9 @@ class MonthPublished(MonthTask, luigi.ExternalTask):
 
     def complete(self) -> bool:
         src = config.source()
-        raw = config.lake().get().raw_path(self.color, self.year, self.month, src.format)
-        if raw.exists():
+        if config.lake().get().raw_path(self.key, src.format).exists():
             return True
-        published = download.is_published(src.url(self.color, self.year, self.month), src.policy())
+        published = download.is_published(src.url(self.key), src.policy())
         if not published:
             self.trigger_event(NOT_PUBLISHED, self)
         return published
@@ -114,14 +122,12 @@ class DownloadMonth(MonthTask):
 
     def output(self) -> luigi.LocalTarget:
         fmt = config.source().format
-        return luigi.LocalTarget(
-            config.lake().get().raw_path(self.color, self.year, self.month, fmt)
-        )
+        return luigi.LocalTarget(config.lake().get().raw_path(self.key, fmt))
 
     def run(self) -> None:
         src = config.source()
         download.download(
-            src.url(self.color, self.year, self.month),
+            src.url(self.key),
             Path(self.output().path),
             src.format,
             policy=src.policy(),
@@ -138,20 +144,14 @@ class CleanParquet(MonthTask):
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(self.clean_dir / lake.QUALITY_FILE)
 
-    @property
-    def clean_dir(self) -> Path:
-        return config.lake().get().clean_dir(self.color, self.year, self.month)
-
     def run(self) -> None:
         raw = Path(self.input().path)
         clean.clean_month(
             raw,
             config.source().format,
-            self.color,
-            self.year,
-            self.month,
+            self.key,
             self.clean_dir,
-            source_manifest=lake.read_json(lake.manifest_path(raw)),
+            source_manifest=lake.read_manifest(raw),
             progress=self.report_rows,
         )
 
@@ -182,11 +182,11 @@ class LoadZones(PipelineTask):
         return ZonesLoadedTarget(config.sink(self.sink), lake.manifest_path(raw))
 
     def run(self) -> None:
-        zones.load_zones(Path(self.input().path), config.sink(self.sink))
+        loading.load_zones(Path(self.input().path), config.sink(self.sink))
 
 
 class _LoadMonth(MonthTask):
-    """Replace the month in {color}_trips in one warehouse, atomically, with a load marker."""
+    """Replace the month in {color}_trips in one warehouse, atomically, with its ledger row."""
 
     sink_name = ""
 
@@ -194,16 +194,14 @@ class _LoadMonth(MonthTask):
         return {"clean": CleanParquet(**self.month_args), "zones": LoadZones(sink=self.sink_name)}
 
     def output(self) -> MonthLoadedTarget:
-        clean_dir = config.lake().get().clean_dir(self.color, self.year, self.month)
         return MonthLoadedTarget(
-            config.sink(self.sink_name), self.color, self.year, self.month, clean_dir
+            config.sink(self.sink_name), self.key, self.clean_dir / lake.QUALITY_FILE
         )
 
     def run(self) -> None:
-        self.set_status_message(f"loading into {self.sink_name}")
-        clean_dir = Path(self.input()["clean"].path).parent
-        clean.load_month(
-            clean_dir, config.sink(self.sink_name), self.report_copy, sink_name=self.sink_name
+        self.report(f"loading into {self.sink_name}")
+        loading.load_clean_month(
+            self.clean_dir, config.sink(self.sink_name), self.sink_name, self.report_copy
         )
 
 
@@ -227,21 +225,16 @@ class UploadGCS(MonthTask):
     def requires(self) -> CleanParquet:
         return CleanParquet(**self.month_args)
 
-    @property
-    def clean_dir(self) -> Path:
-        return config.lake().get().clean_dir(self.color, self.year, self.month)
-
     def output(self) -> GcsMonthTarget:
-        return GcsMonthTarget(config.gcs().get(), self.clean_dir, **self.month_args)
+        return GcsMonthTarget(config.gcs().get(), self.clean_dir, self.key)
 
     def run(self) -> None:
-        config.gcs().get().upload_month(
-            self.clean_dir, **self.month_args, progress=self.report_bytes
-        )
+        config.gcs().get().upload_month(self.clean_dir, self.key, progress=self.report_bytes)
 
 
 class LoadBigQuery(_LoadMonth):
-    """The month in {dataset}.{color}_trips (MONTH-partitioned), from its objects on GCS."""
+    """The month in {dataset}.{color}_trips (MONTH-partitioned), from its objects on GCS, as
+    the bucket's own _quality.json lists them."""
 
     sink_name = "bigquery"
 
@@ -249,17 +242,25 @@ class LoadBigQuery(_LoadMonth):
         return {"gcs": UploadGCS(**self.month_args), "zones": LoadZones(sink=self.sink_name)}
 
     def run(self) -> None:
-        self.set_status_message("loading into BigQuery")
+        self.report("loading into BigQuery")
+        gcs = config.gcs().get()
+        report = gcs.read_quality(self.key)
         sink = config.sink(self.sink_name)
-        config.gcs().get().load_month(sink, **self.month_args, progress=self.report_copy)
+        uris = gcs.data_uris(self.key, report)
+        loading.load_files(sink, self.sink_name, report, uris, self.report_copy)
+
+
+# The load task of each sink, by the sink's name in config.SINKS.
+LOAD_TASKS: dict[str, type[_LoadMonth]] = {
+    t.sink_name: t for t in (LoadDuckDB, LoadPostgres, LoadBigQuery)
+}
 
 
 class IngestMonth(MonthTask, luigi.WrapperTask):
     """One month into every warehouse named in [pipeline] sinks."""
 
     def requires(self) -> list[luigi.Task]:
-        tasks = {"duckdb": LoadDuckDB, "postgres": LoadPostgres, "bigquery": LoadBigQuery}
-        return [tasks[name](**self.month_args) for name in config.pipeline().sink_names()]
+        return [LOAD_TASKS[name](**self.month_args) for name in config.pipeline().sink_names()]
 
 
 class Backfill(PipelineTask, luigi.WrapperTask):
@@ -269,16 +270,14 @@ class Backfill(PipelineTask, luigi.WrapperTask):
     start = luigi.MonthParameter(description="first month, YYYY-MM")
     end = luigi.MonthParameter(description="last month, YYYY-MM (inclusive)")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         backfill.parse_colors(self.colors)
 
     def requires(self) -> list[IngestMonth]:
-        wanted = backfill.months(backfill.parse_colors(self.colors), self.start, self.end)
+        keys = backfill.wanted(backfill.parse_colors(self.colors), self.start, self.end)
         names = config.pipeline().sink_names()
-        done = backfill.complete_months(
-            wanted, [config.sink(n) for n in names], config.lake().get()
-        )
+        done = backfill.complete_months(keys, [config.sink(n) for n in names], config.lake().get())
         return [
-            IngestMonth(color=c, year=y, month=m) for c, y, m in wanted if (c, y, m) not in done
+            IngestMonth(color=k.color, year=k.year, month=k.month) for k in keys if k not in done
         ]

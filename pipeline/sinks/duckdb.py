@@ -1,5 +1,5 @@
-"""The embedded warehouse: one DuckDB file, one table per colour, ``taxi_zones``, and the
-``_pipeline_loads`` marker table that ``LoadDuckDB.complete()`` reads.
+"""The embedded warehouse: one DuckDB file, one table per colour, ``taxi_zones``, and the load
+ledger ``_pipeline_loads`` that ``LoadDuckDB.complete()`` reads.
 
 DuckDB allows one writing process per file. Connections are opened per operation and closed
 at once, so a worker holds the file lock only while it loads.
@@ -8,23 +8,32 @@ at once, so a worker holds the file lock only while it loads.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from pipeline.domain import catalog
 from pipeline.domain.errors import PipelineError
-from pipeline.sinks.base import clean_sha256
+from pipeline.domain.months import MonthKey
+from pipeline.domain.quality import QualityReport
+from pipeline.sinks.base import (
+    LEDGER,
+    LEDGER_COLUMNS,
+    LEDGER_TABLE,
+    MONTH,
+    ZONES,
+    CopyProgress,
+    LoadRecord,
+    latest,
+)
 from pipeline.util.failpoints import failpoint
 
 if TYPE_CHECKING:
     import duckdb
 
-MARKER_TABLE = "_pipeline_loads"
 ZONES_TABLE = "taxi_zones"
 
 _DUCK_TYPES = {
@@ -36,20 +45,15 @@ _DUCK_TYPES = {
 }
 
 
-def quote_ident(name: str) -> str:
-    """SQL-standard identifier quoting; DuckDB's Python API has no helper for it."""
+def ident(name: str) -> str:
+    """An identifier, quoted the SQL-standard way DuckDB uses (its Python API has no helper).
+    Every name in this module's SQL goes through here."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def trips_table(color: str) -> str:
-    if color not in catalog.COLORS:
-        raise ValueError(f"unknown colour {color!r}")
-    return f"{color}_trips"
-
-
-def table_ddl(name: str, schema: pa.Schema) -> str:
-    cols = ", ".join(f"{quote_ident(f.name)} {_DUCK_TYPES[f.type]}" for f in schema)
-    return f"CREATE TABLE IF NOT EXISTS {quote_ident(name)} ({cols})"
+def table_ddl(name: str, columns: Sequence[tuple[str, pa.DataType]]) -> str:
+    cols = ", ".join(f"{ident(n)} {_DUCK_TYPES[t]}" for n, t in columns)
+    return f"CREATE TABLE IF NOT EXISTS {ident(name)} ({cols})"
 
 
 class DuckDBWarehouse:
@@ -89,138 +93,180 @@ class DuckDBWarehouse:
                     ) from None
                 time.sleep(0.2)
 
-    def _ensure_marker(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {quote_ident(MARKER_TABLE)} ("
-            " color VARCHAR, year INTEGER, month INTEGER, rows BIGINT,"
-            " source_sha256 VARCHAR, clean_sha256 VARCHAR, loaded_at TIMESTAMP,"
-            " PRIMARY KEY (color, year, month))"
-        )
-
-    def replace_month(
-        self,
-        color: str,
-        year: int,
-        month: int,
-        files: list[Path],
-        quality: dict[str, Any],
-        progress: Callable[[int, int], None] | None = None,
-    ) -> int:
-        table = quote_ident(trips_table(color))
-        start, end = catalog.month_bounds(year, month)
-        expected = quality["rows_out"]
-        manifest = quality.get("source_manifest") or {}
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.connect() as con:
-            con.execute(table_ddl(trips_table(color), catalog.arrow_schema(color)))
-            self._ensure_marker(con)
+            self._ensure_ledger(con)
             con.begin()
             try:
-                con.execute(
-                    f"DELETE FROM {table} WHERE pickup_datetime >= ? AND pickup_datetime < ?",
-                    [start, end],
-                )
-                # hive_partitioning off: the lake path has year=/month= folders, which DuckDB
-                # would otherwise add as two extra columns.
-                con.execute(
-                    f"INSERT INTO {table} BY NAME"
-                    " SELECT * FROM read_parquet(?, hive_partitioning = false)",
-                    [[str(f) for f in files]],
-                )
-                failpoint("duckdb.loading")
-                (rows,) = con.execute(
-                    f"SELECT count(*) FROM {table}"
-                    " WHERE pickup_datetime >= ? AND pickup_datetime < ?",
-                    [start, end],
-                ).fetchone()
-                if rows != expected:
-                    raise PipelineError(
-                        f"DuckDB {self.path}: {color} {year:04d}-{month:02d} has {rows} rows "
-                        f"after the load, the clean month has {expected}; rolled back"
-                    )
-                con.execute(
-                    f"INSERT OR REPLACE INTO {quote_ident(MARKER_TABLE)} VALUES (?,?,?,?,?,?,?)",
-                    [
-                        color,
-                        year,
-                        month,
-                        rows,
-                        manifest.get("sha256"),
-                        clean_sha256(quality),
-                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                    ],
-                )
-                failpoint("duckdb.before_commit")
+                yield con
                 con.commit()
             except BaseException:
                 con.rollback()
                 raise
-        return rows
 
-    def loaded(self, color: str, year: int, month: int) -> dict[str, Any] | None:
-        return self._markers(
-            "WHERE color = ? AND year = ? AND month = ?", [color, year, month]
-        ).get((color, year, month))
+    # -- the ledger ---------------------------------------------------------------------------
+    def _ensure_ledger(self, con: duckdb.DuckDBPyConnection) -> None:
+        columns = self._columns(con, LEDGER_TABLE)
+        if columns and "kind" not in columns:
+            self._migrate_ledger(con)
+        con.execute(table_ddl(LEDGER_TABLE, LEDGER))
 
-    def loaded_months(self) -> dict[tuple[str, int, int], dict[str, Any]]:
-        """Every load marker, in one read (a backfill's bulk completion check)."""
-        return self._markers("", [])
+    @staticmethod
+    def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+        rows = con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+            " ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return [r[0] for r in rows]
 
-    def _markers(self, where: str, params: list[Any]) -> dict[tuple[str, int, int], dict[str, Any]]:
-        if not self.path.exists():
-            return {}
-        with self.connect(read_only=True) as con:
-            exists = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                [MARKER_TABLE],
-            ).fetchone()[0]
-            if not exists:
-                return {}
-            cur = con.execute(f"SELECT * FROM {quote_ident(MARKER_TABLE)} {where}", params)
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        return {(r["color"], r["year"], r["month"]): r for r in rows}
-
-    def forget(self, color: str, year: int, month: int) -> bool:
-        """Delete the load marker, so the next run reloads the month (it replaces the rows)."""
-        if self.loaded(color, year, month) is None:
-            return False
-        with self.connect() as con:
+    def _migrate_ledger(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The first ledger (before 0.1.0's contract) had (color, year, month, rows,
+        source_sha256, clean_sha256, loaded_at), the zones as the fake month
+        ('taxi_zones', 0, 0). Carry its rows over, so loaded months stay loaded."""
+        old = f"{LEDGER_TABLE}_v0"
+        con.begin()
+        try:
+            con.execute(f"ALTER TABLE {ident(LEDGER_TABLE)} RENAME TO {ident(old)}")
+            con.execute(table_ddl(LEDGER_TABLE, LEDGER))
             con.execute(
-                f"DELETE FROM {quote_ident(MARKER_TABLE)}"
-                " WHERE color = ? AND year = ? AND month = ?",
-                [color, year, month],
+                f"INSERT INTO {ident(LEDGER_TABLE)} (kind, table_name, color, year, month,"
+                " rows_in, rows_out, rows_dropped, source_sha256, clean_sha256, code_version,"
+                " loaded_at, seconds, load_id)"
+                " SELECT CASE WHEN color = ? THEN ? ELSE ? END,"
+                " CASE WHEN color = ? THEN color ELSE color || '_trips' END,"
+                " CASE WHEN color = ? THEN NULL ELSE color END,"
+                " CASE WHEN color = ? THEN NULL ELSE year END,"
+                " CASE WHEN color = ? THEN NULL ELSE month END,"
+                " NULL, rows, '{}', source_sha256, clean_sha256, 'before 0.1.0', loaded_at, 0, ''"
+                f" FROM {ident(old)}",
+                [ZONES_TABLE, ZONES, MONTH, ZONES_TABLE, ZONES_TABLE, ZONES_TABLE, ZONES_TABLE],
+            )
+            con.execute(f"DROP TABLE {ident(old)}")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+
+    @staticmethod
+    def _write_ledger(con: duckdb.DuckDBPyConnection, record: LoadRecord) -> None:
+        con.execute(
+            f"DELETE FROM {ident(LEDGER_TABLE)} WHERE kind = ? AND table_name = ?"
+            " AND color IS NOT DISTINCT FROM ? AND year IS NOT DISTINCT FROM ?"
+            " AND month IS NOT DISTINCT FROM ?",
+            [record.kind, record.table_name, record.color, record.year, record.month],
+        )
+        cols = ", ".join(ident(c) for c in LEDGER_COLUMNS)
+        marks = ", ".join("?" for _ in LEDGER_COLUMNS)
+        con.execute(f"INSERT INTO {ident(LEDGER_TABLE)} ({cols}) VALUES ({marks})", record.values())
+
+    def _records(self, where: str, params: list[object]) -> list[LoadRecord]:
+        if not self.path.exists():
+            return []
+        with self.connect(read_only=True) as con:
+            columns = self._columns(con, LEDGER_TABLE)
+            if "kind" in columns:
+                cur = con.execute(f"SELECT * FROM {ident(LEDGER_TABLE)} {where}", params)
+                names = [d[0] for d in cur.description or ()]
+                rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+                return [LoadRecord.from_row(row) for row in rows]
+        if not columns:
+            return []
+        with self._transaction():  # a first-version ledger: migrated once, then read
+            pass
+        return self._records(where, params)
+
+    # -- the month ----------------------------------------------------------------------------
+    def replace_month(
+        self, report: QualityReport, files: Sequence[str], progress: CopyProgress | None = None
+    ) -> LoadRecord:
+        started = time.monotonic()
+        key = MonthKey(report["color"], report["year"], report["month"])
+        table = catalog.trips_table(key.color)
+        start, end = key.bounds()
+        expected = report["rows_out"]
+        with self._transaction() as con:
+            con.execute(table_ddl(table, _columns_of(key.color)))
+            con.execute(
+                f"DELETE FROM {ident(table)} WHERE pickup_datetime >= ? AND pickup_datetime < ?",
+                [start, end],
+            )
+            # hive_partitioning off: the lake path has year=/month= folders, which DuckDB
+            # would otherwise add as two extra columns.
+            con.execute(
+                f"INSERT INTO {ident(table)} BY NAME"
+                " SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                [list(files)],
+            )
+            failpoint("duckdb.loading")
+            (rows,) = con.execute(
+                f"SELECT count(*) FROM {ident(table)}"
+                " WHERE pickup_datetime >= ? AND pickup_datetime < ?",
+                [start, end],
+            ).fetchone() or (0,)
+            if rows != expected:
+                raise PipelineError(
+                    f"DuckDB {self.path}: {key.label} has {rows} rows after the load, the clean "
+                    f"month has {expected}; rolled back"
+                )
+            record = LoadRecord.for_month(report, table, rows, time.monotonic() - started)
+            self._write_ledger(con, record)
+            failpoint("duckdb.before_commit")
+        if progress:
+            progress(rows, expected)
+        return record
+
+    def loaded(self, key: MonthKey) -> LoadRecord | None:
+        found = self._records(
+            "WHERE kind = ? AND color = ? AND year = ? AND month = ?",
+            [MONTH, key.color, key.year, key.month],
+        )
+        return latest(found).get(key)
+
+    def loaded_months(self) -> dict[MonthKey, LoadRecord]:
+        """Every month's ledger row, in one read (a backfill's bulk completion check)."""
+        return latest(self._records("WHERE kind = ?", [MONTH]))
+
+    def forget(self, key: MonthKey) -> bool:
+        """Delete the month's ledger row, so the next run reloads it (replacing its rows)."""
+        if self.loaded(key) is None:
+            return False
+        with self._transaction() as con:
+            con.execute(
+                f"DELETE FROM {ident(LEDGER_TABLE)}"
+                " WHERE kind = ? AND color = ? AND year = ? AND month = ?",
+                [MONTH, key.color, key.year, key.month],
             )
         return True
 
-    def replace_zones(self, table: pa.Table, sha256: str) -> int:
-        with self.connect() as con:
-            self._ensure_marker(con)
-            con.begin()
+    # -- zones --------------------------------------------------------------------------------
+    def load_zones(self, table: pa.Table, sha256: str) -> LoadRecord:
+        started = time.monotonic()
+        with self._transaction() as con:
+            con.register("zones_in", table)
             try:
-                con.register("zones_in", table)
-                con.execute(
-                    f"CREATE OR REPLACE TABLE {quote_ident(ZONES_TABLE)} AS SELECT * FROM zones_in"
-                )
-                con.execute(
-                    f"INSERT OR REPLACE INTO {quote_ident(MARKER_TABLE)} VALUES (?,?,?,?,?,?,?)",
-                    [
-                        ZONES_TABLE,
-                        0,
-                        0,
-                        table.num_rows,
-                        sha256,
-                        sha256,
-                        dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                    ],
-                )
+                replace = f"CREATE OR REPLACE TABLE {ident(ZONES_TABLE)} AS SELECT * FROM zones_in"
+                con.execute(replace)
+                seconds = time.monotonic() - started
+                record = LoadRecord.for_zones(ZONES_TABLE, table.num_rows, sha256, seconds)
+                self._write_ledger(con, record)
                 failpoint("zones.duckdb")
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
             finally:
                 con.unregister("zones_in")
-        return table.num_rows
+        return record
 
-    def zones_loaded(self) -> dict[str, Any] | None:
-        return self.loaded(ZONES_TABLE, 0, 0)
+    def zones_loaded(self) -> LoadRecord | None:
+        found = self._records("WHERE kind = ?", [ZONES])
+        return max(found, key=lambda r: r.loaded_at) if found else None
+
+    def forget_zones(self) -> bool:
+        if self.zones_loaded() is None:
+            return False
+        with self._transaction() as con:
+            con.execute(f"DELETE FROM {ident(LEDGER_TABLE)} WHERE kind = ?", [ZONES])
+        return True
+
+
+def _columns_of(color: str) -> list[tuple[str, pa.DataType]]:
+    return [(f.name, f.type) for f in catalog.arrow_schema(color)]

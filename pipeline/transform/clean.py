@@ -15,17 +15,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.domain import catalog
+from pipeline.domain import quality as qualitymod
 from pipeline.domain.errors import BadSourceFile
+from pipeline.domain.months import MonthKey
+from pipeline.domain.quality import QualityReport, SourceManifest
 from pipeline.domain.version import VERSION
 from pipeline.extract.sources import open_source
 from pipeline.lake import local as lake
-from pipeline.sinks.base import Sink
 from pipeline.transform import rules as transform
 from pipeline.util.failpoints import failpoint
 
@@ -33,28 +35,25 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 64 * 1024
 ROW_GROUP_ROWS = 128 * 1024
-COMPRESSION = "zstd"
+COMPRESSION: Final = "zstd"
 COMPRESSION_LEVEL = 3
-DECAY_MS = 250
 
-# (rows read so far, status text)
-CleanProgress = Callable[[int, str], None]
+# rows read so far
+CleanProgress = Callable[[int], None]
 
 
 def clean_month(
     raw_path: Path,
     kind: str,
-    color: str,
-    year: int,
-    month: int,
+    key: MonthKey,
     out_dir: Path,
     *,
-    source_manifest: dict[str, Any] | None = None,
+    source_manifest: SourceManifest | None = None,
     progress: CleanProgress | None = None,
     batch_rows: int = BATCH_ROWS,
-) -> dict[str, Any]:
+) -> QualityReport:
     """Write ``out_dir`` (published atomically) and return the quality report it contains."""
-    catalog.check_month(color, year, month)
+    color, year, month = key.color, key.year, key.month
     started = time.monotonic()
     name = raw_path.name
     src = open_source(raw_path, kind)
@@ -86,7 +85,7 @@ def clean_month(
                         writer.write_table(pa.Table.from_batches(pending, schema))
                         pending, pending_rows = [], 0
                     if progress:
-                        progress(rows_read, f"cleaned {rows_read:,} rows of {name}")
+                        progress(rows_read)
                     failpoint("clean.writing")
                 if pending:
                     writer.write_table(pa.Table.from_batches(pending, schema))
@@ -97,7 +96,7 @@ def clean_month(
             if rows_out + sum(dropped.values()) != rows_in:  # pragma: no cover - an invariant
                 raise AssertionError(f"{name}: rows in {rows_in} != out {rows_out} + {dropped}")
 
-            quality = {
+            quality: QualityReport = {
                 "color": color,
                 "year": year,
                 "month": month,
@@ -123,11 +122,18 @@ def clean_month(
                 "code_version": VERSION,
                 "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
-            lake.write_json(tmp / lake.QUALITY_FILE, quality)
+            lake.write_quality(tmp, quality)
             failpoint("clean.before_publish")
     except OSError as e:  # the lake's disk, not the source: sources raise BadSourceFile
         raise lake.write_error(out_dir, e) from None
-    log.info("%s", clean_summary(quality, time.monotonic() - started))
+    seconds = time.monotonic() - started
+    log.info(
+        "%s cleaned from %s: %s, in %.1f s",
+        qualitymod.label(quality),
+        name,
+        qualitymod.rows_line(quality),
+        seconds,
+    )
     return quality
 
 
@@ -184,52 +190,3 @@ def _check_month_share(name: str, year: int, month: int, rows: int, outside: int
             f"{name}: {outside:,} of {rows:,} rows have a pickup outside "
             f"{year:04d}-{month:02d}: this is not that month's file"
         )
-
-
-def read_quality(out_dir: Path) -> dict[str, Any]:
-    return lake.read_json(out_dir / lake.QUALITY_FILE)
-
-
-def load_month(
-    clean_dir: Path,
-    sink: Sink,
-    progress: Callable[[int, int], None] | None = None,
-    sink_name: str = "",
-) -> int:
-    """Load a published clean month into ``sink`` (any warehouse in pipeline.sinks), and log
-    the month's one-line summary."""
-    quality = read_quality(clean_dir)
-    files = [clean_dir / f["name"] for f in quality["files"]]
-    started = time.monotonic()
-    rows = sink.replace_month(
-        quality["color"],
-        quality["year"],
-        quality["month"],
-        files,
-        quality,
-        progress=progress,
-    )
-    seconds = time.monotonic() - started
-    log.info("%s", month_summary(quality, sink_name or type(sink).__name__, seconds))
-    return rows
-
-
-def month_summary(quality: dict[str, Any], sink: str, seconds: float) -> str:
-    """``green 2021-01 -> duckdb: 76,518 rows in, 76,368 out (dropped ...), loaded in 1.2 s``."""
-    return f"{_month(quality)} -> {sink}: {_rows(quality)}, loaded in {seconds:.1f} s"
-
-
-def clean_summary(quality: dict[str, Any], seconds: float) -> str:
-    source = quality["source_file"]
-    return f"{_month(quality)} cleaned from {source}: {_rows(quality)}, in {seconds:.1f} s"
-
-
-def _month(quality: dict[str, Any]) -> str:
-    return f"{quality['color']} {quality['year']:04d}-{quality['month']:02d}"
-
-
-def _rows(quality: dict[str, Any]) -> str:
-    dropped = ", ".join(f"{k} {v:,}" for k, v in quality["rows_dropped"].items() if v)
-    return (
-        f"{quality['rows_in']:,} rows in, {quality['rows_out']:,} out (dropped {dropped or 'none'})"
-    )

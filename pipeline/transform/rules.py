@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.domain import catalog
+from pipeline.domain import catalog, months
 from pipeline.domain.catalog import Column
 from pipeline.domain.errors import CastError, SchemaError
 
@@ -60,7 +60,7 @@ def plan_columns(color: str, source_names: Sequence[str], file_name: str) -> Col
     if unknown:
         raise SchemaError(
             f"{file_name}: unknown columns for colour {color}: {unknown}. "
-            f"Add them to pipeline/catalog.py if the TLC has changed its schema."
+            f"Add them to pipeline/domain/catalog.py if the TLC has changed its schema."
         )
     if catalog.PICKUP_COLUMN not in found:
         raise SchemaError(f"{file_name}: no pickup time column among {list(source_names)}")
@@ -187,7 +187,7 @@ def apply_rules(
         zero = pc.fill_null(pc.equal(batch.column(catalog.PASSENGER_COLUMN), 0), False)
         counts["passenger_count_zero"] = pc.sum(zero).as_py() or 0
         keep = pc.invert(zero)
-    start, end = catalog.month_bounds(year, month)
+    start, end = months.bounds(year, month)
     pickup = batch.column(catalog.PICKUP_COLUMN)
     in_month = pc.fill_null(
         pc.and_(pc.greater_equal(pickup, _ts(start)), pc.less(pickup, _ts(end))),

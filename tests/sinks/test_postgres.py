@@ -20,17 +20,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.domain import catalog
-from pipeline.domain.errors import PipelineError
+from pipeline.domain.errors import BadParameter, PipelineError
+from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
+from pipeline.lake.local import read_quality
+from pipeline.orchestration.loading import load_clean_month
 from pipeline.orchestration.tasks import LoadPostgres, LoadZones
-from pipeline.sinks.postgres.warehouse import (
-    PgConn,
-    PostgresWarehouse,
-    _split,
-    trips_table,
-    update_id,
-)
-from pipeline.transform.clean import clean_month, load_month, read_quality
+from pipeline.sinks.base import LEDGER_COLUMNS
+from pipeline.sinks.postgres import PgConn, PostgresWarehouse
+from pipeline.sinks.postgres.copy import split
+from pipeline.transform.clean import clean_month
 from tests.conftest import PipelineEnv, pg_query, require_tlc_data
 from tests.test_clean import expected_from_pandas
 from tools.synthetic import write_yellow_month
@@ -43,7 +42,7 @@ LUIGI = str(Path(sys.executable).parent / "luigi")
 
 
 def month_count(pg: PostgresWarehouse, table: str, year: int, month: int) -> int:
-    start, end = catalog.month_bounds(year, month)
+    start, end = MonthKey("green", year, month).bounds()
     return pg_query(
         pg,
         f'SELECT count(*) FROM "{pg.schema}"."{table}"'
@@ -78,7 +77,7 @@ def green_clean(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple, Path]:
     out = {}
     for (year, month), name in GREEN.items():
         d = tmp_path_factory.mktemp("green") / f"{year}-{month}"
-        clean_month(tlc / "months" / name, "parquet", "green", year, month, d)
+        clean_month(tlc / "months" / name, "parquet", MonthKey("green", year, month), d)
         out[(year, month)] = d
     return out
 
@@ -88,7 +87,7 @@ def big_clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic 1.2M-row yellow month, cleaned: its COPY lasts long enough to interrupt."""
     tmp = tmp_path_factory.mktemp("big")
     raw = write_yellow_month(tmp / "yellow_tripdata_2021-01.parquet", 1_200_000)
-    clean_month(raw, "parquet", "yellow", 2021, 1, tmp / "clean")
+    clean_month(raw, "parquet", MonthKey("yellow", 2021, 1), tmp / "clean")
     return tmp / "clean"
 
 
@@ -107,16 +106,22 @@ def test_real_green_month_through_the_chain_with_exact_counts(
     assert month_count(pg, "green_trips", year, month) == want
     assert pg_query(pg, f'SELECT count(*) FROM "{pg.schema}".green_trips')[0][0] == want
     assert list(partitions(pg, "green_trips")) == [f"green_trips_{year:04d}{month:02d}"]
-    marker = pg.loaded("green", year, month)
-    assert marker["rows"] == want
-    assert marker["source_sha256"] == lake.sha256_file(src)
-    # Luigi's own marker table, in the same form PostgresTarget writes it
-    targets = pg_query(
-        pg,
-        "SELECT target_table FROM table_updates WHERE update_id LIKE %s ORDER BY 1",
-        [pg.schema + ".%"],
+    record = pg.loaded(MonthKey("green", year, month))
+    assert record is not None
+    assert record.rows_out == want
+    assert record.source_sha256 == lake.sha256_file(src)
+    # the load ledger, in the schema, with every sink's columns
+    ledger = pg_query(
+        pg, f'SELECT kind, table_name FROM "{pg.schema}"._pipeline_loads ORDER BY kind'
     )
-    assert targets == [(f"{pg.schema}.green_trips",), (f"{pg.schema}.taxi_zones",)]
+    assert ledger == [("month", "green_trips"), ("zones", "taxi_zones")]
+    columns = pg_query(
+        pg,
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+        " AND table_name = '_pipeline_loads' ORDER BY ordinal_position",
+        [pg.schema],
+    )
+    assert tuple(c for (c,) in columns) == LEDGER_COLUMNS
     # taxi_zones came along through the same sink and joins
     assert pg_query(pg, f'SELECT count(*) FROM "{pg.schema}".taxi_zones')[0][0] == 265
     joined = pg_query(
@@ -139,9 +144,9 @@ def test_real_green_month_through_the_chain_with_exact_counts(
     assert types["fare_amount"] == "double precision"
     assert types["store_and_fwd_flag"] == "text"
     # a second run does nothing: same partition, same marker
-    before = partitions(pg, "green_trips"), pg.loaded("green", year, month)
+    before = partitions(pg, "green_trips"), pg.loaded(MonthKey("green", year, month))
     assert pg_env.build(LoadPostgres(color="green", year=year, month=month))
-    assert (partitions(pg, "green_trips"), pg.loaded("green", year, month)) == before
+    assert (partitions(pg, "green_trips"), pg.loaded(MonthKey("green", year, month))) == before
 
 
 def test_loading_the_same_month_twice_keeps_one_copy(pg: PostgresWarehouse, green_clean):
@@ -160,7 +165,7 @@ def test_loading_the_same_month_twice_keeps_one_copy(pg: PostgresWarehouse, gree
         pg, f'SELECT count(*) FROM (SELECT DISTINCT * FROM "{pg.schema}".green_trips) d'
     )[0]
     assert distinct_in_pg == distinct_in_file
-    assert tables(pg) == ["green_trips", "green_trips_202101"]
+    assert tables(pg) == ["_pipeline_loads", "green_trips", "green_trips_202101"]
 
 
 def test_reloading_month_a_leaves_month_b_untouched(pg: PostgresWarehouse, green_clean):
@@ -172,7 +177,7 @@ def test_reloading_month_a_leaves_month_b_untouched(pg: PostgresWarehouse, green
         pg,
         f'SELECT xmin::text, count(*) FROM "{pg.schema}".green_trips_202302 GROUP BY 1',
     )
-    b_marker = pg.loaded("green", 2023, 2)
+    b_marker = pg.loaded(MonthKey("green", 2023, 2))
     a_oid = partitions(pg, "green_trips")["green_trips_202101"]
 
     load_month(a, pg)
@@ -187,7 +192,7 @@ def test_reloading_month_a_leaves_month_b_untouched(pg: PostgresWarehouse, green
         )
         == b_rows
     )
-    assert pg.loaded("green", 2023, 2) == b_marker
+    assert pg.loaded(MonthKey("green", 2023, 2)) == b_marker
     assert month_count(pg, "green_trips", 2021, 1) == read_quality(a)["rows_out"]
     assert month_count(pg, "green_trips", 2023, 2) == read_quality(b)["rows_out"]
 
@@ -251,6 +256,10 @@ def wait_for_copy(pg: PostgresWarehouse, stage: str, proc=None, timeout: float =
     raise AssertionError("no COPY into the stage table started")
 
 
+def load_month(clean_dir: Path, pg: PostgresWarehouse) -> int:
+    return load_clean_month(clean_dir, pg, "postgres").rows_out
+
+
 def put_clean_month(env: PipelineEnv, clean_dir: Path, color: str, year: int, month: int) -> None:
     dest = env.lake / "clean" / color / f"year={year:04d}" / f"month={month:02d}"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -280,7 +289,7 @@ def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
 
     # First load: killed in the middle of its COPY. The month must be absent.
     kill_9_mid_copy(pg_env, pg)
-    assert pg.loaded("yellow", 2021, 1) is None
+    assert pg.loaded(MonthKey("yellow", 2021, 1)) is None
     assert month_count(pg, "yellow_trips", 2021, 1) == 0
     assert partitions(pg, "yellow_trips") == {}
 
@@ -291,7 +300,7 @@ def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
     old = partitions(pg, "yellow_trips")
 
     # A forced reload killed mid-COPY: readers still see the complete old month.
-    pg.forget("yellow", 2021, 1)
+    pg.forget(MonthKey("yellow", 2021, 1))
     kill_9_mid_copy(pg_env, pg)
     assert month_count(pg, "yellow_trips", 2021, 1) == want
     assert partitions(pg, "yellow_trips") == old
@@ -324,7 +333,7 @@ def test_backend_terminated_mid_copy_fails_clearly_and_the_retry_succeeds(
     assert "yellow 2021-01" in msg
     assert pg.schema in msg
     assert "terminat" in msg.lower() or "connection" in msg.lower()
-    assert pg.loaded("yellow", 2021, 1) is None
+    assert pg.loaded(MonthKey("yellow", 2021, 1)) is None
     assert month_count(pg, "yellow_trips", 2021, 1) == 0
 
     assert pg_env.build(LoadPostgres(color="yellow", year=2021, month=1))
@@ -354,12 +363,12 @@ def test_two_workers_loading_one_month_at_once_serialise(pg: PostgresWarehouse, 
 def test_row_count_mismatch_replaces_nothing(pg: PostgresWarehouse, green_clean):
     d = green_clean[(2021, 1)]
     load_month(d, pg)
-    before = partitions(pg, "green_trips"), pg.loaded("green", 2021, 1)
+    before = partitions(pg, "green_trips"), pg.loaded(MonthKey("green", 2021, 1))
     quality = read_quality(d)
     quality["rows_out"] += 1
     with pytest.raises(PipelineError, match="nothing was replaced"):
-        pg.replace_month("green", 2021, 1, [d / lake.CLEAN_FILE], quality)
-    assert (partitions(pg, "green_trips"), pg.loaded("green", 2021, 1)) == before
+        pg.replace_month(quality, [str(d / lake.CLEAN_FILE)])
+    assert (partitions(pg, "green_trips"), pg.loaded(MonthKey("green", 2021, 1))) == before
     assert not [t for t in tables(pg) if t.startswith("_stage_")]
 
 
@@ -373,7 +382,7 @@ def test_hostile_schema_name_cannot_inject_sql(pg_database: PgConn, green_clean)
     try:
         want = read_quality(green_clean[(2021, 1)])["rows_out"]
         assert load_month(green_clean[(2021, 1)], wh) == want
-        assert wh.loaded("green", 2021, 1)["rows"] == want
+        assert wh.loaded(MonthKey("green", 2021, 1)).rows_out == want
         assert pg_query(admin, "SELECT to_regclass(%s)", [f"public.{victim}"])[0][0] is not None
         (n,) = pg_query(
             admin, 'SELECT count(*) FROM "evil""; DROP TABLE public.' + victim + '; --".green_trips'
@@ -387,8 +396,8 @@ def test_hostile_schema_name_cannot_inject_sql(pg_database: PgConn, green_clean)
 
 
 def test_hostile_colour_is_rejected_before_any_sql():
-    with pytest.raises(ValueError, match="unknown colour"):
-        trips_table("green_trips; DROP TABLE x; --")
+    with pytest.raises(BadParameter, match="unknown colour"):
+        catalog.trips_table("green_trips; DROP TABLE x; --")
     with pytest.raises(Exception, match="green"):
         LoadPostgres(color='green"; DROP TABLE x; --', year=2021, month=1)
 
@@ -511,20 +520,47 @@ def test_zones_load_into_postgres_through_the_sink(pg_env: PipelineEnv, pg: Post
     )
     assert rows == [(1, "EWR", "Newark Airport")]
     assert pg_query(pg, f'SELECT count(*) FROM "{pg.schema}".taxi_zones')[0][0] == 265
-    first = pg.loaded("taxi_zones", 0, 0)
+    first = pg.zones_loaded()
+    assert first is not None
+    assert first.kind == "zones"
     assert pg_env.build(LoadZones(sink="postgres"))  # complete: nothing reloaded
-    assert pg.loaded("taxi_zones", 0, 0) == first
+    assert pg.zones_loaded() == first
 
 
-def test_update_id_names_the_month_and_its_data():
-    uid = update_id("public", "green_trips", 2021, 1, 76368, "aa", "bb")
-    assert uid == "public.green_trips/2021-01/rows=76368/source=aa/clean=bb"
+def test_luigi_markers_of_an_earlier_version_are_carried_into_the_ledger(
+    pg: PostgresWarehouse, green_clean
+):
+    """Loads made before the ledger recorded themselves in Luigi's table_updates as
+    ``schema.table/YYYY-MM/rows=N/source=S/clean=C``: they stay loaded, not reloaded."""
+    d = green_clean[(2021, 1)]
+    report = read_quality(d)
+    clean = report["files"][0]["sha256"]
+    pg_query_autocommit(pg, f'CREATE SCHEMA "{pg.schema}"')
+    pg_query_autocommit(
+        pg,
+        "CREATE TABLE IF NOT EXISTS table_updates (update_id TEXT PRIMARY KEY,"
+        " target_table TEXT, inserted TIMESTAMP DEFAULT now())",
+    )
+    month = f"{pg.schema}.green_trips/2021-01/rows={report['rows_out']}/source=s/clean={clean}"
+    zones = f"{pg.schema}.taxi_zones/0000-00/rows=265/source=z/clean=z"
+    for uid, target in ((month, "green_trips"), (zones, "taxi_zones")):
+        pg_query_autocommit(
+            pg, "INSERT INTO table_updates VALUES (%s, %s)", [uid, f"{pg.schema}.{target}"]
+        )
+    record = pg.loaded(MonthKey("green", 2021, 1))
+    assert record is not None
+    assert record.matches(report)
+    assert record.code_version == "before 0.1.0"
+    zones_record = pg.zones_loaded()
+    assert zones_record is not None
+    assert zones_record.rows_out == 265
+    assert list(pg.loaded_months()) == [MonthKey("green", 2021, 1)]
 
 
 def test_split_covers_every_row_once():
     for rows in (0, 1, 2, 3, 1_000_001):
         for parts in (1, 2, 3):
-            ranges = _split(rows, parts)
+            ranges = split(rows, parts)
             assert sum(hi - lo for lo, hi in ranges) == rows
             assert all(hi > lo for lo, hi in ranges)
             assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))

@@ -4,20 +4,18 @@ clustered by ``pu_location_id``, loaded from the month's objects on GCS.
 How a month is replaced, and why:
 
 1. A load job copies the month's ``gs://`` parquet into ``_stage_{color}_{YYYYMM}_{crc}`` with
-   WRITE_TRUNCATE and the explicit schema (never autodetect: the schema comes from
-   ``pipeline.catalog``, like every other sink's). Its row count is checked against the clean
-   month's quality report.
+   WRITE_TRUNCATE and the explicit schema (never autodetect: the schema comes from the
+   catalog, like every other sink's). Its row count is checked against the clean month's
+   quality report.
 2. One multi-statement transaction deletes the month from the table, inserts the stage, and
-   replaces the month's row in ``_pipeline_loads``. Readers see the old month or the new one;
-   the marker and the rows commit together.
+   replaces the month's row of the load ledger ``_pipeline_loads``. Readers see the old month
+   or the new one; the ledger row and the rows commit together. Every value in it is a query
+   parameter.
 3. The stage is dropped.
 
-Jobs have deterministic ids, made of the colour, the month, a hash of the month's crc32c
-values, and an attempt number. A rerun that finds its job id taken (409 Conflict) resumes that
-job instead of loading twice, as dlt does. A job that failed for a transient reason
-(backendError, rateLimitExceeded, internalError) is retried under the next attempt number; any
-other failure ends the load with the job's own error message. A job id that an earlier run's
-failed job holds is passed over, so a month that failed once can be loaded again.
+Jobs have deterministic ids (``jobs.py``), made of the dataset, colour, month, a hash of the
+month's crc32c values, and an attempt number: a rerun that finds its id taken resumes that job
+instead of loading twice, as dlt does.
 
 luigi.contrib.bigquery is not used: its BigQueryTarget only checks that a table exists, so after
 one month every month of an appended table would look complete.
@@ -32,33 +30,38 @@ import io
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import ParamSpec, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 from google.cloud import bigquery
 
 from pipeline.domain import catalog
 from pipeline.domain.errors import PipelineError
-from pipeline.sinks.base import clean_sha256
-from pipeline.util.gcp_retry import logged, why
+from pipeline.domain.months import MonthKey
+from pipeline.domain.quality import QualityReport
+from pipeline.sinks.base import (
+    LEDGER,
+    LEDGER_COLUMNS,
+    LEDGER_TABLE,
+    MONTH,
+    ZONES,
+    CopyProgress,
+    LoadRecord,
+    latest,
+)
+from pipeline.sinks.bigquery.jobs import Job, insert_retry, run_job
 
 log = logging.getLogger(__name__)
 
-MARKER_TABLE = "_pipeline_loads"
 ZONES_TABLE = "taxi_zones"
 CLUSTER_BY = ("pu_location_id",)
-TRANSIENT_REASONS = frozenset({"backendError", "rateLimitExceeded", "internalError"})
-MAX_ATTEMPTS = 4  # jobs run per load and per swap, in one run
-RETRY_WAIT = 2.0  # seconds before the 2nd attempt; doubles, at most 30 s
-MAX_JOB_IDS = 1000  # ids tried past the ones earlier runs' failed jobs hold
 
 # The TLC's times are naive New York local times: DATETIME, not TIMESTAMP (which is an instant
-# in UTC and would make every reader think about zones the data does not have).
+# in UTC and would make every reader think about zones the data does not have). The ledger's
+# loaded_at is naive UTC, as in every sink.
 _BQ_TYPES = {
     pa.timestamp("us"): "DATETIME",
     pa.int32(): "INT64",
@@ -67,21 +70,23 @@ _BQ_TYPES = {
     pa.string(): "STRING",
 }
 
-# BigQuery's own naming rules. The client offers no identifier quoting, so names are
-# validated against these and then backtick-quoted.
+# BigQuery's own naming rules. The client offers no identifier quoting, so names are validated
+# against these and then backtick-quoted, in one place (``sql_name``).
 _PROJECT = re.compile(r"^[a-z][a-z0-9.:-]{4,61}[a-z0-9]$|^[a-z0-9-]{1,63}$")
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _TABLE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
-def bq_schema(schema: pa.Schema) -> list[bigquery.SchemaField]:
-    return [bigquery.SchemaField(f.name, _BQ_TYPES[f.type], mode="NULLABLE") for f in schema]
+def bq_schema(fields: Sequence[tuple[str, pa.DataType]]) -> list[bigquery.SchemaField]:
+    return [bigquery.SchemaField(n, _BQ_TYPES[t], mode="NULLABLE") for n, t in fields]
 
 
-def trips_table(color: str) -> str:
-    if color not in catalog.COLORS:
-        raise ValueError(f"unknown colour {color!r}")
-    return f"{color}_trips"
+def _fields(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
+    return [(f.name, f.type) for f in schema]
 
 
 @functools.cache
@@ -116,16 +121,29 @@ class BigQueryWarehouse:
     def __repr__(self) -> str:
         return f"BigQueryWarehouse({self.client.project}.{self.dataset}, {self.location})"
 
-    # -- names ------------------------------------------------------------------------------
+    # -- names ----------------------------------------------------------------------------------
     def table_id(self, table: str) -> str:
         if not _TABLE.match(table):
             raise PipelineError(f"not a BigQuery table name: {table!r}")
         return f"{self.client.project}.{self.dataset}.{table}"
 
     def sql_name(self, table: str) -> str:
+        """A table in SQL text: validated, then backtick-quoted."""
         return f"`{self.table_id(table)}`"
 
-    # -- setup ------------------------------------------------------------------------------
+    @staticmethod
+    def column(name: str) -> str:
+        if not _COLUMN.match(name):
+            raise PipelineError(f"not a BigQuery column name: {name!r}")
+        return f"`{name}`"
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except gexc.GoogleAPICallError as e:
+            raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {e.message}") from None
+
     def _ensure_dataset(self) -> None:
         ds = bigquery.Dataset(f"{self.client.project}.{self.dataset}")
         ds.location = self.location
@@ -133,7 +151,8 @@ class BigQueryWarehouse:
 
     def trips_table_spec(self, color: str) -> bigquery.Table:
         table = bigquery.Table(
-            self.table_id(trips_table(color)), schema=bq_schema(catalog.arrow_schema(color))
+            self.table_id(catalog.trips_table(color)),
+            schema=bq_schema(_fields(catalog.arrow_schema(color))),
         )
         table.time_partitioning = bigquery.TimePartitioning(
             type_=bigquery.TimePartitioningType.MONTH, field=catalog.PICKUP_COLUMN
@@ -149,90 +168,88 @@ class BigQueryWarehouse:
             self.trips_table_spec(color),
             exists_ok=True,
         )
-        self._ensure_marker()
+        self._ensure_ledger()
 
-    def _ensure_marker(self) -> None:
-        marker = bigquery.Table(
-            self.table_id(MARKER_TABLE),
-            schema=[
-                bigquery.SchemaField("color", "STRING"),
-                bigquery.SchemaField("year", "INT64"),
-                bigquery.SchemaField("month", "INT64"),
-                bigquery.SchemaField("rows", "INT64"),
-                bigquery.SchemaField("source_sha256", "STRING"),
-                bigquery.SchemaField("clean_sha256", "STRING"),
-                bigquery.SchemaField("source_crc", "STRING"),
-                bigquery.SchemaField("load_job_id", "STRING"),
-                bigquery.SchemaField("query_job_id", "STRING"),
-                bigquery.SchemaField("loaded_at", "TIMESTAMP"),
-            ],
-        )
-        self._call("creating the marker table", self.client.create_table, marker, exists_ok=True)
+    def _ensure_ledger(self) -> None:
+        ledger = bigquery.Table(self.table_id(LEDGER_TABLE), schema=bq_schema(LEDGER))
+        self._call("creating the load ledger", self.client.create_table, ledger, exists_ok=True)
 
-    # -- the month --------------------------------------------------------------------------
+    def _query(self, what: str, text: str, params: Sequence[object] = ()) -> Iterator[object]:
+        """A query with positional parameters (``?``), waited for."""
+        config = bigquery.QueryJobConfig(query_parameters=[_param(v) for v in params])
+
+        try:
+            job = self.client.query(text, job_config=config, location=self.location)
+            return iter(job.result())
+        except gexc.GoogleAPICallError as e:
+            raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {e.message}") from None
+
+    # -- the month ------------------------------------------------------------------------------
     def load_job_config(self, color: str) -> bigquery.LoadJobConfig:
         """The stage load: explicit schema, parquet, replace the stage."""
         return bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
-            schema=bq_schema(catalog.arrow_schema(color)),
+            schema=bq_schema(_fields(catalog.arrow_schema(color))),
             autodetect=False,
         )
 
-    def swap_sql(
-        self, color: str, year: int, month: int, stage: str, marker: dict[str, Any]
-    ) -> str:
-        """The multi-statement transaction that replaces the month and its marker."""
-        table = self.sql_name(trips_table(color))
-        start, end = catalog.month_bounds(year, month)
-        cols = ", ".join(f"`{n}`" for n in catalog.arrow_schema(color).names)
-        values = ", ".join(_literal(marker[k]) for k in _MARKER_COLUMNS)
+    def swap_sql(self, key: MonthKey, stage: str) -> str:
+        """The multi-statement transaction that replaces the month and its ledger row. Its
+        parameters, in order: the month's start and end, then the ledger row's
+        (``LEDGER_COLUMNS``) after the five that say which row it replaces."""
+        table = self.sql_name(catalog.trips_table(key.color))
+        ledger = self.sql_name(LEDGER_TABLE)
+        cols = ", ".join(self.column(n) for n in catalog.arrow_schema(key.color).names)
+        pickup = self.column(catalog.PICKUP_COLUMN)
         return f"""
 BEGIN TRANSACTION;
-DELETE FROM {table}
-  WHERE {catalog.PICKUP_COLUMN} >= DATETIME '{start:%Y-%m-%d %H:%M:%S}'
-    AND {catalog.PICKUP_COLUMN} < DATETIME '{end:%Y-%m-%d %H:%M:%S}';
+DELETE FROM {table} WHERE {pickup} >= ? AND {pickup} < ?;
 INSERT INTO {table} ({cols}) SELECT {cols} FROM {self.sql_name(stage)};
-DELETE FROM {self.sql_name(MARKER_TABLE)}
-  WHERE color = {_literal(color)} AND year = {year} AND month = {month};
-INSERT INTO {self.sql_name(MARKER_TABLE)} ({", ".join(_MARKER_COLUMNS)}) VALUES ({values});
+DELETE FROM {ledger}
+  WHERE kind = ? AND table_name = ? AND color = ? AND year = ? AND month = ?;
+INSERT INTO {ledger} ({", ".join(LEDGER_COLUMNS)})
+  VALUES ({", ".join("?" for _ in LEDGER_COLUMNS)});
 COMMIT TRANSACTION;
 """.strip()
 
+    def swap_params(self, key: MonthKey, record: LoadRecord) -> list[object]:
+        start, end = key.bounds()
+        which = [record.kind, record.table_name, key.color, key.year, key.month]
+        return [start, end, *which, *ledger_params(record)]
+
     def replace_month(
-        self,
-        color: str,
-        year: int,
-        month: int,
-        files: Sequence[Path | str],
-        quality: dict[str, Any],
-        progress: Callable[[int, int], None] | None = None,
-    ) -> int:
+        self, report: QualityReport, files: Sequence[str], progress: CopyProgress | None = None
+    ) -> LoadRecord:
         """Load ``files`` (the month's gs:// URIs) as described in the module docstring."""
-        uris = [str(f) for f in files]
+        started = time.monotonic()
+        key = MonthKey(report["color"], report["year"], report["month"])
+        uris = list(files)
         if not all(u.startswith("gs://") for u in uris):
             raise PipelineError(f"BigQuery loads from gs:// URIs, not {uris}")
-        expected = quality["rows_out"]
-        ym = f"{year:04d}{month:02d}"
-        crc = source_crc(quality)
+        expected = report["rows_out"]
+        crc = source_crc(report)
         # Job ids are unique per project: the dataset is part of the id, or a dev and a prod
         # dataset in one project would resume each other's jobs.
-        base = f"tlc_{self.dataset}_{color}_{ym}_{crc}"
-        stage = f"_stage_{color}_{ym}_{crc}"  # per data version: never reused after a drop
-        what = f"BigQuery load of {color} {year:04d}-{month:02d} into {self.dataset}"
+        base = f"tlc_{self.dataset}_{key.color}_{key.yyyymm}_{crc}"
+        stage = f"_stage_{key.color}_{key.yyyymm}_{crc}"  # per data version: never reused
+        table = catalog.trips_table(key.color)
+        what = f"BigQuery load of {key.label} into {self.dataset}"
 
-        self._ensure_tables(color)
-        load = self._run_job(
+        self._ensure_tables(key.color)
+        load = run_job(
+            self.client,
+            self.location,
             f"{what}: load job",
             f"{base}_load",
             lambda job_id: self.client.load_table_from_uri(
                 uris,
                 self.table_id(stage),
                 job_id=job_id,
-                job_config=self.load_job_config(color),
+                job_config=self.load_job_config(key.color),
                 location=self.location,
-                retry=_retry(f"{what}: jobs.insert {job_id}"),
+                retry=insert_retry(f"{what}: jobs.insert {job_id}"),
             ),
             still_useful=lambda job: self._exists(stage),
         )
@@ -245,36 +262,37 @@ COMMIT TRANSACTION;
             )
         if progress:
             progress(staged, expected)
-        manifest = quality.get("source_manifest") or {}
-        marker = {
-            "color": color,
-            "year": year,
-            "month": month,
-            "rows": expected,
-            "source_sha256": manifest.get("sha256") or "",
-            "clean_sha256": clean_sha256(quality),
-            "source_crc": crc,
-            "load_job_id": load.job_id,
-            "query_job_id": f"{base}_swap",
-            "loaded_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
-        }
-        swap = self._run_job(
-            f"{what}: swap transaction",
-            f"{base}_swap",
-            lambda job_id: self.client.query(
-                self.swap_sql(color, year, month, stage, {**marker, "query_job_id": job_id}),
+
+        def swap(job_id: str) -> Job:
+            seconds = time.monotonic() - started
+            record = LoadRecord.for_month(report, table, expected, seconds, load_id=job_id)
+            config = bigquery.QueryJobConfig(
+                query_parameters=[_param(v) for v in self.swap_params(key, record)]
+            )
+            job: Job = self.client.query(
+                self.swap_sql(key, stage),
+                job_config=config,
                 job_id=job_id,
                 location=self.location,
-                retry=_retry(f"{what}: jobs.insert {job_id}"),
-                job_retry=None,  # a failed job id cannot be reused; _run_job moves to the next
-            ),
-            still_useful=lambda job: (
-                (self.loaded(color, year, month) or {}).get("query_job_id") == job.job_id
-            ),
+                retry=insert_retry(f"{what}: jobs.insert {job_id}"),
+                job_retry=None,  # a failed job id cannot be reused; run_job moves to the next
+            )
+            return job
+
+        swapped = run_job(
+            self.client,
+            self.location,
+            f"{what}: swap transaction",
+            f"{base}_swap",
+            swap,
+            still_useful=lambda job: (self.loaded(key) or _NONE).load_id == job.job_id,
         )
         self.client.delete_table(self.table_id(stage), not_found_ok=True)
-        log.info("%s: %d rows (jobs %s, %s)", what, expected, load.job_id, swap.job_id)
-        return expected
+        record = self.loaded(key)
+        if record is None or record.load_id != swapped.job_id:
+            raise PipelineError(f"{what}: the swap {swapped.job_id} left no ledger row")
+        log.info("%s: %d rows (jobs %s, %s)", what, expected, load.job_id, swapped.job_id)
+        return record
 
     def _exists(self, table: str) -> bool:
         try:
@@ -286,169 +304,89 @@ COMMIT TRANSACTION;
     def _count(self, table: str) -> int:
         # COUNT(*), not Table.num_rows: the emulator's num_rows can be stale, and a COUNT(*) of
         # a whole table costs no bytes in BigQuery.
-        rows = self.client.query(
-            f"SELECT COUNT(*) AS n FROM {self.sql_name(table)}", location=self.location
-        ).result()
-        return next(iter(rows))["n"]
+        rows = self._query("counting rows", f"SELECT COUNT(*) AS n FROM {self.sql_name(table)}")
+        first = next(rows)
+        assert isinstance(first, bigquery.Row)
+        return int(first["n"])
 
-    def _run_job(
-        self,
-        what: str,
-        base: str,
-        submit: Callable[[str], Any],
-        still_useful: Callable[[Any], bool] = lambda job: True,
-    ) -> Any:
-        """Run a job under a deterministic id; resume it on 409; retry transient failures
-        under the next attempt number.
-
-        A 409 means the id is taken: by an earlier run, or by this one when the answer to
-        jobs.insert was lost and the client sent it again. A job still running, or done and
-        still of use, is resumed. One that failed, or whose result is gone (``still_useful``
-        says so: its stage was dropped after an earlier swap, say), is passed over: BigQuery
-        never reuses a job id, so the next number runs the job afresh. Passed-over ids are
-        not attempts of this run."""
-        tries, last = 0, ""
-        for n in range(1, MAX_JOB_IDS + 1):
-            if tries == MAX_ATTEMPTS:
-                break
-            job_id = f"{base}_{n}"
-            counted = False
-            try:
-                job = submit(job_id)
-            except gexc.Conflict:
-                job = self.client.get_job(job_id, location=self.location)
-                if job.state == "DONE" and job.error_result:
-                    # Resuming a failed job would fail the month for good (every rerun finds
-                    # the same id taken, by the same failure), even after an outage or a
-                    # missing permission is over. Should the job be this run's own (its
-                    # jobs.insert answer lost), the next id runs it once more, and fails the
-                    # same way if the failure is permanent.
-                    log.info(
-                        "%s: job %s failed before (%s); the next id runs it again",
-                        what,
-                        job_id,
-                        job.error_result.get("reason"),
-                    )
-                    continue
-                if job.state == "DONE" and not still_useful(job):
-                    log.info("%s: job %s is done but its result is gone; rerunning", what, job_id)
-                    continue
-                log.info("%s: resuming existing job %s (%s)", what, job_id, job.state)
-            except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as e:
-                # The client's own retries got no answer, so the job may or may not exist: the
-                # same id, after the wait, is resumed if it does, or the next id runs it.
-                tries, counted, last = tries + 1, True, why(e)
-                if tries == MAX_ATTEMPTS:
-                    break
-                self._wait(what, tries, last)
-                try:
-                    job = self.client.get_job(job_id, location=self.location)
-                except gexc.NotFound:
-                    continue
-            except gexc.GoogleAPICallError as e:
-                raise PipelineError(f"{what}: {e.message}") from None
-            if not counted:
-                tries += 1
-            try:
-                job.result()
-                return job
-            except gexc.GoogleAPICallError as e:
-                reason = (job.error_result or {}).get("reason", "")
-                message = (job.error_result or {}).get("message") or e.message
-                if reason in TRANSIENT_REASONS:
-                    # The job ended DONE with errorResult backendError, rateLimitExceeded or
-                    # internalError. BigQuery applies a load job or a transaction only when it
-                    # succeeds, and both are repeatable here anyway (a WRITE_TRUNCATE stage;
-                    # DELETE the month, then INSERT): the next id runs the job again.
-                    last = f"{reason}: {message}"
-                    if tries < MAX_ATTEMPTS:
-                        self._wait(what, tries, last)
-                    continue
-                detail = "; ".join(
-                    err.get("message", "") for err in (job.errors or []) if err.get("message")
-                )
-                raise PipelineError(
-                    f"{what}: job {job_id} failed: {message}"
-                    + (f" ({detail})" if detail and detail != message else "")
-                ) from None
-        if tries < MAX_ATTEMPTS:
-            raise PipelineError(f"{what}: job ids {base}_1 to _{MAX_JOB_IDS} are all taken")
-        raise PipelineError(f"{what}: gave up after {MAX_ATTEMPTS} attempts ({last})")
-
-    @staticmethod
-    def _wait(what: str, tries: int, cause: str) -> None:
-        wait = min(RETRY_WAIT * 2 ** (tries - 1), 30.0)
-        log.warning(
-            "%s: attempt %d/%d failed, retrying in %.1f s: %s",
-            what,
-            tries,
-            MAX_ATTEMPTS,
-            wait,
-            cause,
-        )
-        time.sleep(wait)
-
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # -- the ledger -----------------------------------------------------------------------------
+    def _records(self) -> list[LoadRecord]:
+        """The whole ledger, read with tabledata.list, not a query: a completion check starts
+        no job and bills nothing. It holds one row per month loaded, so this stays small."""
         try:
-            return fn(*args, **kwargs)
-        except gexc.GoogleAPICallError as e:
-            raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {e.message}") from None
-
-    # -- markers ----------------------------------------------------------------------------
-    def loaded(self, color: str, year: int, month: int) -> dict[str, Any] | None:
-        """The month's marker row. Read with tabledata.list, not a query, so that checking a
-        complete month starts no job (and bills nothing); the table has one row per month."""
-        try:
-            rows = self.client.list_rows(self.table_id(MARKER_TABLE))
-            found = [
-                dict(r.items())
-                for r in rows
-                if r["color"] == color and r["year"] == year and r["month"] == month
-            ]
+            table = self.client.get_table(self.table_id(LEDGER_TABLE))
+            if "kind" not in {f.name for f in table.schema}:
+                self._migrate_ledger()
+            rows = self.client.list_rows(self.table_id(LEDGER_TABLE))
+            return [LoadRecord.from_row(dict(r.items())) for r in rows]
         except gexc.NotFound:
-            return None
+            return []
         except gexc.GoogleAPICallError as e:
-            raise PipelineError(f"BigQuery {self.dataset}: reading load markers: {e}") from None
-        return max(found, key=lambda r: r["loaded_at"]) if found else None
+            raise PipelineError(f"BigQuery {self.dataset}: reading the load ledger: {e}") from None
 
-    def loaded_months(self) -> dict[tuple[str, int, int], dict[str, Any]]:
-        """Every month marker, in one tabledata.list (no job)."""
-        out: dict[tuple[str, int, int], dict[str, Any]] = {}
-        try:
-            rows = sorted(
-                (dict(r.items()) for r in self.client.list_rows(self.table_id(MARKER_TABLE))),
-                key=lambda r: r["loaded_at"],
-            )
-        except gexc.NotFound:
-            return out
-        for r in rows:
-            if r["color"] in catalog.COLORS:
-                out[(r["color"], r["year"], r["month"])] = r
-        return out
+    def _migrate_ledger(self) -> None:
+        """The first ledger (before 0.1.0's contract) had one row per month with rows,
+        source_crc, load_job_id and query_job_id, and the zones as the fake month
+        ('taxi_zones', 0, 0). One statement rewrites it in the new shape."""
+        zones = "color = 'taxi_zones'"
+        mapping = {
+            "kind": f"IF({zones}, 'zones', 'month')",
+            "table_name": f"IF({zones}, color, CONCAT(color, '_trips'))",
+            "color": f"IF({zones}, NULL, color)",
+            "year": f"IF({zones}, NULL, year)",
+            "month": f"IF({zones}, NULL, month)",
+            "rows_in": "CAST(NULL AS INT64)",
+            "rows_out": "rows",
+            "rows_dropped": "'{}'",
+            "source_sha256": "source_sha256",
+            "clean_sha256": "clean_sha256",
+            "code_version": "'before 0.1.0'",
+            "loaded_at": "CAST(loaded_at AS DATETIME)",
+            "seconds": "CAST(0 AS FLOAT64)",
+            "load_id": "query_job_id",
+        }
+        select = ", ".join(f"{mapping[c]} AS {c}" for c in LEDGER_COLUMNS)
+        ledger = self.sql_name(LEDGER_TABLE)
+        rewrite = f"CREATE OR REPLACE TABLE {ledger} AS SELECT {select} FROM {ledger}"
+        list(self._query("migrating the load ledger", rewrite))
+        log.info("BigQuery %s: load ledger migrated to the 0.1.0 columns", self.dataset)
 
-    def forget(self, color: str, year: int, month: int) -> bool:
-        if self.loaded(color, year, month) is None:
+    def loaded(self, key: MonthKey) -> LoadRecord | None:
+        return self.loaded_months().get(key)
+
+    def loaded_months(self) -> dict[MonthKey, LoadRecord]:
+        """Every month's ledger row, in one tabledata.list (no job)."""
+        return latest([r for r in self._records() if r.kind == MONTH])
+
+    def forget(self, key: MonthKey) -> bool:
+        if self.loaded(key) is None:
             return False
-        self.client.query(
-            f"DELETE FROM {self.sql_name(MARKER_TABLE)} WHERE color = {_literal(color)}"
-            f" AND year = {int(year)} AND month = {int(month)}",
-            location=self.location,
-        ).result()
+        list(
+            self._query(
+                "forgetting a load",
+                f"DELETE FROM {self.sql_name(LEDGER_TABLE)}"
+                " WHERE kind = ? AND color = ? AND year = ? AND month = ?",
+                [MONTH, key.color, key.year, key.month],
+            )
+        )
         return True
 
-    # -- zones ------------------------------------------------------------------------------
-    def replace_zones(self, table: pa.Table, sha256: str) -> int:
+    # -- zones ----------------------------------------------------------------------------------
+    def load_zones(self, table: pa.Table, sha256: str) -> LoadRecord:
+        started = time.monotonic()
         self._ensure_dataset()
-        self._ensure_marker()
+        self._ensure_ledger()
         buf = io.BytesIO()
         pq.write_table(table, buf)
         buf.seek(0)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            schema=bq_schema(catalog.ZONES_SCHEMA),
+            schema=bq_schema(_fields(catalog.ZONES_SCHEMA)),
         )
-        self._run_job(
+        run_job(
+            self.client,
+            self.location,
             f"BigQuery load of {ZONES_TABLE}",
             f"tlc_zones_{sha256[:16]}_{hashlib.sha1(self.dataset.encode()).hexdigest()[:8]}",
             lambda job_id: self.client.load_table_from_file(
@@ -460,66 +398,67 @@ COMMIT TRANSACTION;
                 rewind=True,
             ),
         )
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        marker = {
-            "color": ZONES_TABLE,
-            "year": 0,
-            "month": 0,
-            "rows": table.num_rows,
-            "source_sha256": sha256,
-            "clean_sha256": sha256,
-            "source_crc": "",
-            "load_job_id": "",
-            "query_job_id": "",
-            "loaded_at": now,
-        }
-        values = ", ".join(_literal(marker[k]) for k in _MARKER_COLUMNS)
-        self.client.query(
-            f"BEGIN TRANSACTION;"
-            f" DELETE FROM {self.sql_name(MARKER_TABLE)} WHERE color = {_literal(ZONES_TABLE)};"
-            f" INSERT INTO {self.sql_name(MARKER_TABLE)} ({', '.join(_MARKER_COLUMNS)})"
-            f" VALUES ({values}); COMMIT TRANSACTION;",
-            location=self.location,
-        ).result()
-        return table.num_rows
+        record = LoadRecord.for_zones(
+            ZONES_TABLE, table.num_rows, sha256, time.monotonic() - started
+        )
+        ledger = self.sql_name(LEDGER_TABLE)
+        marks = ", ".join("?" for _ in LEDGER_COLUMNS)
+        list(
+            self._query(
+                "recording the zones load",
+                f"BEGIN TRANSACTION; DELETE FROM {ledger} WHERE kind = ?;"
+                f" INSERT INTO {ledger} ({', '.join(LEDGER_COLUMNS)}) VALUES ({marks});"
+                " COMMIT TRANSACTION;",
+                [ZONES, *ledger_params(record)],
+            )
+        )
+        return record
+
+    def zones_loaded(self) -> LoadRecord | None:
+        found = [r for r in self._records() if r.kind == ZONES]
+        return max(found, key=lambda r: r.loaded_at) if found else None
+
+    def forget_zones(self) -> bool:
+        if self.zones_loaded() is None:
+            return False
+        list(
+            self._query(
+                "forgetting the zones load",
+                f"DELETE FROM {self.sql_name(LEDGER_TABLE)} WHERE kind = ?",
+                [ZONES],
+            )
+        )
+        return True
 
 
-_MARKER_COLUMNS = (
-    "color",
-    "year",
-    "month",
-    "rows",
-    "source_sha256",
-    "clean_sha256",
-    "source_crc",
-    "load_job_id",
-    "query_job_id",
-    "loaded_at",
-)
+_NONE = LoadRecord(MONTH, "", None, None, None, None, 0, {}, "", "", "", dt.datetime.min, 0.0)
 
 
-def _retry(what: str) -> Retry:
-    """The BigQuery client's own retry of jobs.insert, logged (pipeline.gcp_retry). A retried
-    insert of a job that was made after all gets 409, which _run_job resumes."""
-    return logged(bigquery.DEFAULT_RETRY, what, log)
+def ledger_params(record: LoadRecord) -> list[bigquery.ScalarQueryParameter]:
+    """The ledger row's values as parameters typed by their columns (a NULL year of the zones
+    row must be an INT64 NULL: BigQuery does not coerce a typed NULL)."""
+    return [
+        bigquery.ScalarQueryParameter(None, _BQ_TYPES[t], v)
+        for v, (_, t) in zip(record.values(), LEDGER, strict=True)
+    ]
 
 
-def source_crc(quality: dict[str, Any]) -> str:
-    """A short, stable name for the month's data: a hash of its files' crc32c (or sha256)."""
-    parts = [f.get("crc32c") or f["sha256"] for f in quality["files"]]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def _literal(value: Any) -> str:
-    """A BigQuery literal for values this module builds itself (ints, hex digests, ids,
-    colours from the catalog, times)."""
+def _param(value: object) -> bigquery.ScalarQueryParameter:
+    """A positional query parameter with BigQuery's type for the value."""
+    if isinstance(value, bigquery.ScalarQueryParameter):
+        return value
     if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
+        return bigquery.ScalarQueryParameter(None, "BOOL", value)
     if isinstance(value, int):
-        return str(value)
+        return bigquery.ScalarQueryParameter(None, "INT64", value)
+    if isinstance(value, float):
+        return bigquery.ScalarQueryParameter(None, "FLOAT64", value)
     if isinstance(value, dt.datetime):
-        return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S}+00'"
-    text = str(value)
-    if not re.fullmatch(r"[A-Za-z0-9_.,:+-]*", text):
-        raise ValueError(f"refusing to inline {text!r} into SQL")
-    return f"'{text}'"
+        return bigquery.ScalarQueryParameter(None, "DATETIME", value.replace(tzinfo=None))
+    return bigquery.ScalarQueryParameter(None, "STRING", str(value))
+
+
+def source_crc(report: QualityReport) -> str:
+    """A short, stable name for the month's data: a hash of its files' crc32c (or sha256)."""
+    parts = [f.get("crc32c") or f["sha256"] for f in report["files"]]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
