@@ -48,13 +48,16 @@ TIMINGS: dict[str, float] = {}
 
 
 def report_timings(config: pytest.Config) -> None:
-    """Into the run's output even when pytest captures it: CI's log keeps the figures."""
+    """Into the run's output even though pytest captures fixture teardown: CI's log keeps the
+    figures."""
     line = "container test timings (s): " + json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})
+    capture = config.pluginmanager.get_plugin("capturemanager")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("\n" + line)
-    else:
+    if capture is None or reporter is None:
         print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("\n" + line)
 
 
 # -- the image ------------------------------------------------------------------------------------
