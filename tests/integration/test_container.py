@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -129,7 +129,6 @@ class Stack:
     compose: c.Compose
     server: TLCServer
     luigid_port: int
-    created: list[str] = field(default_factory=list)
 
     def psql(self, query: str) -> str:
         name = self.compose.container("postgres")
