@@ -1,23 +1,24 @@
-# syntax=docker/dockerfile:1
 # tlc-pipeline: one image for the one-shot pipeline, the cron runner and luigid.
-# Build stage: a wheel of the package (non-editable), installed into a venv.
+# No `# syntax=` line: BuildKit would fetch a frontend image for it, and offline builds fail.
+# With podman, build with `--format docker`: the default OCI format drops HEALTHCHECK.
+# Every Python package is pinned by docker/constraints.txt (docker/refresh-constraints.sh).
+
+# Build stage: the package (non-editable) with dumb-init in /opt/venv; yacron, the cron
+# runner, in a venv of its own so its pins never meet the pipeline's.
 FROM python:3.11-slim AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# PIP_CONSTRAINT also reaches pip's isolated build environment, which `-c` does not: it pins
+# the setuptools and wheel that build the package.
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_CONSTRAINT=/src/constraints.txt
 WORKDIR /src
-COPY setup.cfg pyproject.toml README.md ./
+COPY docker/constraints.txt constraints.txt
+RUN python -m venv /opt/yacron \
+ && /opt/yacron/bin/pip install --no-cache-dir -c constraints.txt yacron
+COPY setup.cfg setup.py pyproject.toml README.md ./
 COPY pipeline/ pipeline/
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir .
-
-# supercronic: cron for containers (runs as a non-root user, logs to stdout, passes the
-# environment through), pinned and checked by its published SHA-1.
-FROM python:3.11-slim AS supercronic
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-ARG SUPERCRONIC_VERSION=v0.2.33
-# The release's published SHA-1 for supercronic-linux-amd64 v0.2.33.
-ARG SUPERCRONIC_SHA1SUM=71b0d58cc53f6bd72cf2f293e09e294b79c666d8
-ADD https://github.com/aptible/supercronic/releases/download/${SUPERCRONIC_VERSION}/supercronic-linux-amd64 /supercronic
-RUN echo "${SUPERCRONIC_SHA1SUM}  /supercronic" | sha1sum -c - && chmod 0755 /supercronic
+ && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt dumb-init . \
+ && /opt/venv/bin/pip check
 
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="tlc-pipeline" \
@@ -27,17 +28,25 @@ LABEL org.opencontainers.image.title="tlc-pipeline" \
 ENV LUIGI_CONFIG_PARSER=toml \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
+# /data belongs to the runtime user: a fresh named volume mounted there copies its owner.
 RUN groupadd --system --gid 10001 tlc \
- && useradd --system --uid 10001 --gid tlc --home-dir /app --shell /usr/sbin/nologin tlc
+ && useradd --system --uid 10001 --gid tlc --home-dir /app --shell /usr/sbin/nologin tlc \
+ && mkdir -p /data \
+ && chown tlc:tlc /data
 COPY --from=build /opt/venv /opt/venv
-COPY --from=supercronic /supercronic /usr/local/bin/supercronic
+COPY --from=build /opt/yacron /opt/yacron
+RUN ln -s /opt/yacron/bin/yacron /usr/local/bin/yacron
 WORKDIR /app
 COPY docker/luigi.toml /app/luigi.toml
-COPY docker/crontab /app/crontab
-RUN mkdir -p /data && chown tlc:tlc /data
+COPY docker/crontab.yaml /app/crontab.yaml
+COPY docker/healthcheck.py /app/healthcheck.py
 USER 10001:10001
 VOLUME ["/data"]
-# The package imports and its config parses: a cheap check that the image is usable.
-HEALTHCHECK --interval=5m --timeout=30s --start-period=10s \
-  CMD ["python", "-c", "import pipeline, luigi.configuration as c; c.get_config()"]
+# dumb-init is PID 1: it forwards SIGTERM to the command's process group and reaps zombies,
+# so `docker stop` ends a run at once instead of waiting out the timeout.
+ENTRYPOINT ["dumb-init", "--"]
+# Healthy when the central scheduler this container reports to (luigi.toml's [core]) answers
+# its API, and /data is writable: what every service of the image needs to do its work.
+HEALTHCHECK --interval=1m --timeout=10s --start-period=30s --retries=3 \
+  CMD ["python", "/app/healthcheck.py"]
 CMD ["luigi", "--module", "pipeline", "IngestMonth", "--help"]

@@ -4,7 +4,8 @@ The commands that move data are exercised elsewhere against local servers: the f
 `luigi ... LoadDuckDB` in tests/test_cli.py, `bash .ci/run` by CI itself, LoadPostgres and
 the ingest CLI in tests/sinks/test_postgres.py, LoadBigQuery in tests/sinks/test_bigquery.py,
 Backfill/IngestMonth/tlc-luigid in tests/test_orchestration.py, tlc-cron in tests/test_cron.py,
-and the docker compose services in tests/test_docker.py. This test keeps the README honest
+the compose services in tests/test_docker.py (statically) and, with the podman commands,
+tests/integration/test_container.py. This test keeps the README honest
 about names, tasks, flags and arguments: a renamed flag breaks it.
 """
 
@@ -23,7 +24,7 @@ from pipeline.cli import forget, ingest
 from tests.conftest import REPO
 
 # Programs the README may use that are not ours.
-EXTERNAL = {"python3.11", "bash", "psql", "cp", "docker"}
+EXTERNAL = {"python3.11", "bash", "psql", "cp", "docker", "podman", "podman-compose"}
 # Luigi's own tools, installed with it.
 LUIGI_TOOLS = {"luigi-deps-tree"}
 LUIGI_GLOBAL_FLAGS = {"--local-scheduler", "--no-lock", "--workers", "--log-level"}

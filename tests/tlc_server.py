@@ -1,11 +1,12 @@
-"""A real HTTP server on 127.0.0.1 laid out like the TLC CDN, with faults on demand.
+"""A real HTTP server laid out like the TLC CDN, with faults on demand.
 
     /trip-data/{color}_tripdata_YYYY-MM.parquet     (the CDN)
     /{color}/{color}_tripdata_YYYY-MM.csv.gz        (the course's csv.gz mirror)
     /misc/taxi_zone_lookup.csv
 
 Tests publish files with ``publish()`` and queue faults per path with ``fail()``; each request
-to that path consumes one fault, then the file is served normally.
+to that path consumes one fault, then the file is served normally. It listens on 127.0.0.1
+unless told another local address (the container test binds it to a podman network's gateway).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Fault:
 
 
 class TLCServer:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, host: str = "127.0.0.1"):
         self.root = root
         self.faults: dict[str, deque[Fault]] = {}
         self.requests: list[str] = []
@@ -56,10 +57,10 @@ class TLCServer:
             def do_HEAD(self):
                 server._head(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     # -- set-up -------------------------------------------------------------------------
