@@ -263,8 +263,9 @@ def test_cron_service_runs_tlc_cron_on_its_schedule(stack: Stack):
     TIMINGS["cron first run, from up"] = time.monotonic() - start
     assert "Job tlc-cron exit code 0" in log, log[-4000:]
     summary = "summary: done 1, skipped 0, not yet published 0, failed 0"
-    assert re.search(r"\[tlc-cron stdout\] .*ingesting green for 2023-02 to 2023-02", log), log
-    assert re.search(r"\[tlc-cron stdout\] .*" + summary, log), log[-4000:]
+    # tlc-cron logs to stderr (every command does: docs/operations.md), yacron tags the lines
+    assert re.search(r"\[tlc-cron stderr\] .*ingesting green for 2023-02 to 2023-02", log), log
+    assert re.search(r"\[tlc-cron stderr\] .*" + summary, log), log[-4000:]
     # tlc-cron's own log file, in the lake volume
     assert summary in c.podman("exec", name, "cat", "/data/logs/tlc-cron.log").stdout
     assert stack.server.count("/trip-data/green_tripdata_2023-02.parquet") == 1
