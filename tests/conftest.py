@@ -18,9 +18,9 @@ from luigi.task_register import Register
 
 import pipeline  # noqa: F401  (selects the TOML parser before any config is read)
 from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
-from tests import gcp_emulators
-from tests import pg as pgserver
-from tests.tlc_server import TLCServer
+from tests.support import gcp_emulators
+from tests.support import pg as pgserver
+from tests.support.tlc_server import TLCServer
 
 REPO = Path(__file__).resolve().parents[1]
 TLC = REPO.parent / "shared" / "data" / "tlc"
@@ -148,7 +148,7 @@ def env(tmp_path: Path, server: TLCServer) -> Iterator[PipelineEnv]:
     Register.clear_instance_cache()
 
 
-# --- PostgreSQL: a real server (tests/pg.py), one database per session, one schema per test ----
+# --- PostgreSQL: a real server (tests/support/pg.py), one database per session, one schema per test
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[PgConn]:
     """Settings for this session's own database, also exported as PG* for subprocesses."""
@@ -217,7 +217,7 @@ def pg_env(env: PipelineEnv, pg: PostgresWarehouse) -> PipelineEnv:
     return env
 
 
-# --- GCS and BigQuery emulators (tests/gcp_emulators.py), one of each per session -------------
+# --- GCS and BigQuery emulators (tests/support/gcp_emulators.py), one of each per session -----
 @pytest.fixture(scope="session")
 def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gcp_emulators.FakeGCS]:
     saved = os.environ.get("STORAGE_EMULATOR_HOST")

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, PipelineEnv
-from tests.luigid import Luigid
 from tests.support.commands import STARTUP, Run, run, unreachable_source
+from tests.support.luigid import Luigid
+from tests.support.tlc_server import free_port
 from tests.support.webhook import webhook
-from tests.tlc_server import free_port
 from tools.synthetic import write_yellow_month
 
 BIN = Path(sys.executable).parent

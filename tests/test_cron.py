@@ -19,7 +19,7 @@ from pipeline.cli.cron import (
 )
 from tests.conftest import REPO, PipelineEnv
 from tests.support.commands import STARTUP, unreachable_source
-from tests.tlc_server import Fault, free_port
+from tests.support.tlc_server import Fault, free_port
 from tools.synthetic import write_yellow_month
 
 CRON = str(Path(sys.executable).parent / "tlc-cron")

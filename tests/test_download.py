@@ -18,7 +18,7 @@ from pipeline.domain.errors import (
 )
 from pipeline.extract.download import RetryPolicy, download, is_published, redact_url, verify_file
 from pipeline.lake import local as lake
-from tests.tlc_server import Fault, TLCServer, free_port
+from tests.support.tlc_server import Fault, TLCServer, free_port
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, connect_timeout=2, read_timeout=1)
 GREEN_2021_01 = "/trip-data/green_tripdata_2021-01.parquet"
@@ -201,7 +201,7 @@ def test_redact_url_hides_credentials():
 
 
 def test_error_messages_never_carry_url_credentials(tmp_path):
-    from tests.tlc_server import free_port
+    from tests.support.tlc_server import free_port
 
     url = f"http://u:hunter2@127.0.0.1:{free_port()}/x.parquet?token=hunter3"
     with pytest.raises(TransientSourceError) as info:

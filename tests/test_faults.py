@@ -35,10 +35,10 @@ from pipeline.orchestration import config
 from pipeline.orchestration.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadPostgres
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from pipeline.util.failpoints import DIR_ENV, ENV
-from tests import pg as pgserver
 from tests.conftest import REPO, PipelineEnv, pg_query
-from tests.luigid import Luigid
-from tests.tlc_server import Fault
+from tests.support import pg as pgserver
+from tests.support.luigid import Luigid
+from tests.support.tlc_server import Fault
 from tools.synthetic import write_yellow_month
 
 LUIGI = str(Path(sys.executable).parent / "luigi")

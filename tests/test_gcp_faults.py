@@ -1,9 +1,9 @@
 """Transient GCS and BigQuery faults (500, 503, 429; backendError, rateLimitExceeded): retried,
 exact, never loaded twice. And faults that are not transient: one clear error, nothing replaced.
 
-The official clients talk to the emulators through tests/fault_proxy.py, which answers errors
-in Google's format before forwarding a request (it never reached the service) or after (the
-service did the work and the answer was lost), and makes BigQuery jobs end DONE with an
+The official clients talk to the emulators through tests/support/fault_proxy.py, which answers
+errors in Google's format before forwarding a request (it never reached the service) or after
+(the service did the work and the answer was lost), and makes BigQuery jobs end DONE with an
 errorResult. The month is the real green 2021-01, served by the local TLC server. Checks are
 made on the emulators directly, not through the proxy. What still cannot be shown locally is
 listed in docs/gcp.md.
@@ -34,8 +34,8 @@ from pipeline.sinks.bigquery import jobs as bq_jobs
 from pipeline.sinks.bigquery.jobs import MAX_ATTEMPTS
 from pipeline.util import gcp_retry
 from tests.conftest import TLC, PipelineEnv
-from tests.fault_proxy import JOBS_INSERT, FaultProxy
-from tests.gcp_emulators import PROJECT, FakeGCS, LocalBigQuery
+from tests.support.fault_proxy import JOBS_INSERT, FaultProxy
+from tests.support.gcp_emulators import PROJECT, FakeGCS, LocalBigQuery
 from tests.test_clean import expected_from_pandas
 
 pytestmark = pytest.mark.gcp

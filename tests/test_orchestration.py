@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from pipeline.domain import catalog
 from pipeline.orchestration import backfill
 from tests.conftest import PipelineEnv, _to_toml
-from tests.luigid import Luigid
+from tests.support.luigid import Luigid
+from tests.support.tlc_server import Fault
 from tests.support.webhook import webhook
-from tests.tlc_server import Fault
 from tools.synthetic import write_yellow_month
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
@@ -153,7 +153,7 @@ def test_failure_sends_email_and_webhook_without_secrets(
             mails.append(envelope.content)
             return "250 OK"
 
-    from tests.tlc_server import free_port
+    from tests.support.tlc_server import free_port
 
     smtp = Controller(Collect(), hostname="127.0.0.1", port=free_port())
     smtp.start()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, PipelineEnv
-from tests.luigid import Luigid
-from tests.tlc_server import Fault
+from tests.support.luigid import Luigid
+from tests.support.tlc_server import Fault
 
 
 @pytest.fixture

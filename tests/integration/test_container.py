@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import REPO, ZONES_FILE, require_tlc_data
 from tests.support import containers as c
-from tests.tlc_server import TLCServer, free_port
+from tests.support.tlc_server import TLCServer, free_port
 
 pytestmark = pytest.mark.container
 

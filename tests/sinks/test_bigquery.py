@@ -1,6 +1,7 @@
 """UploadGCS and LoadBigQuery on the official clients, against fake-gcs-server and
-local-bigquery (tests/emulators.py): exact counts, reruns, replaced months, corrupted objects,
-schema mismatches, 409 resumption, and the card's command as a real `luigi` subprocess.
+local-bigquery (tests/support/gcp_emulators.py): exact counts, reruns, replaced months,
+corrupted objects, schema mismatches, 409 resumption, and the card's command as a real `luigi`
+subprocess.
 
 What no emulator shows (partition decorators, pruning, real type inference, IAM) is checked
 on the job configuration we build, and listed in docs/gcp.md.

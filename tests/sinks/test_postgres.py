@@ -1,5 +1,5 @@
-"""The PostgreSQL sink and LoadPostgres against a real server (tests/pg.py): exact counts, the
-atomic month swap, faults mid-COPY, identifiers, credentials, and the course's ingest CLI."""
+"""The PostgreSQL sink and LoadPostgres against a real server (tests/support/pg.py): exact counts,
+the atomic month swap, faults mid-COPY, identifiers, credentials, and the course's ingest CLI."""
 
 from __future__ import annotations
 
@@ -449,7 +449,7 @@ def test_password_never_reaches_logs_or_errors(pg_env: PipelineEnv, pg: Postgres
     env = pg_env.env()
     for var in ("PGHOST", "PGPORT"):
         env.pop(var, None)
-    from tests.tlc_server import free_port
+    from tests.support.tlc_server import free_port
 
     pg_env.configure(postgres={"host": "127.0.0.1", "port": free_port()})
     pg_env.server.publish_month(

@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg2
 
 from pipeline.sinks.postgres.warehouse import PgConn
-from tests.tlc_server import free_port
+from tests.support.tlc_server import free_port
 
 PG_VARS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGPASSFILE", "PGDATABASE")
 INSTALL_HINT = (

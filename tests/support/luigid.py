@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.tlc_server import free_port
+from tests.support.tlc_server import free_port
 
 
 class Luigid:

@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.tlc_server import free_port
+from tests.support.tlc_server import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EMU_DIR = REPO / ".emu"
 BQ_VENV = EMU_DIR / "bq-venv"
 BQ_HOME = EMU_DIR / "bq-home"
@@ -208,5 +208,5 @@ def local_bigquery(
         _stop(proc)
 
 
-if __name__ == "__main__":  # `python -m tests.gcp_emulators`: build the venv ahead of time
+if __name__ == "__main__":  # `python -m tests.support.gcp_emulators`: build the venv ahead of time
     print(ensure_bigquery_venv(), file=sys.stderr)
