@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, PipelineEnv
 from tests.support.commands import STARTUP, Run, run, unreachable_source
+from tests.support.fixtures import REPO, PipelineEnv
 from tests.support.luigid import Luigid
 from tests.support.tlc_server import free_port
 from tests.support.webhook import webhook
@@ -55,13 +55,6 @@ def any_luigid(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Luigi
     d.stop()
 
 
-@pytest.fixture
-def luigid(tmp_path: Path) -> Iterator[Luigid]:
-    d = Luigid(tmp_path / "luigid")
-    yield d
-    d.stop()
-
-
 def publish_bad_month(env: PipelineEnv, tlc: Path) -> None:
     """yellow 2022-01 served as the real CloudFront HTML error page saved as .parquet."""
     bad = tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet"
@@ -69,7 +62,7 @@ def publish_bad_month(env: PipelineEnv, tlc: Path) -> None:
 
 
 # --- a month that is not published yet ---------------------------------------------------------
-@pytest.mark.parametrize("scheduler", ["local", "luigid"])
+@pytest.mark.parametrize("scheduler", ["local", pytest.param("luigid", marks=pytest.mark.luigid)])
 def test_unpublished_month_exits_missing_data_promptly(env: PipelineEnv, tmp_path, scheduler):
     args = ["LoadDuckDB", "--color", "green", "--year", "2021", "--month", "2"]
     if scheduler == "local":

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.domain import catalog, eras
 from pipeline.domain.months import MonthKey
-from tests.conftest import REPO
+from tests.support.fixtures import REPO
 from tools.schema_doc import schema_markdown
 
 

@@ -23,7 +23,7 @@ from pipeline.domain.errors import BadSourceFile, CastError, SchemaError
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.transform.clean import clean_month
-from tests.conftest import TLC
+from tests.support.fixtures import TLC
 
 ERA_FILES = sorted(p.name for p in (TLC / "eras").glob("*")) if TLC.is_dir() else []
 NAME = re.compile(r"(?P<color>[a-z]+)_tripdata_(?P<year>\d{4})-(?P<month>\d{2})")

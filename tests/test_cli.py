@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.conftest import REPO, PipelineEnv
+from tests.support.fixtures import REPO, PipelineEnv
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
 

@@ -17,8 +17,8 @@ from pipeline.cli.cron import (
     EXIT_OK,
     expected_months,
 )
-from tests.conftest import REPO, PipelineEnv
 from tests.support.commands import STARTUP, unreachable_source
+from tests.support.fixtures import REPO, PipelineEnv
 from tests.support.tlc_server import Fault, free_port
 from tools.synthetic import write_yellow_month
 

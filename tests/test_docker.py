@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML
 
 import pipeline
-from tests.conftest import REPO
+from tests.support.fixtures import REPO
 
 BIN = Path(sys.executable).parent
 

@@ -35,8 +35,8 @@ from pipeline.orchestration import config
 from pipeline.orchestration.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadPostgres
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from pipeline.util.failpoints import DIR_ENV, ENV
-from tests.conftest import REPO, PipelineEnv, pg_query
 from tests.support import pg as pgserver
+from tests.support.fixtures import REPO, PipelineEnv, pg_query
 from tests.support.luigid import Luigid
 from tests.support.tlc_server import Fault
 from tools.synthetic import write_yellow_month
@@ -212,6 +212,7 @@ def _rows_out_once_cleaned(env: PipelineEnv) -> int | None:
 
 
 # --- luigid killed mid-backfill ------------------------------------------------------------------
+@pytest.mark.luigid  # starts, kills and restarts its own luigid
 def test_luigid_killed_and_restarted_mid_backfill_completes_each_month_once(
     env: PipelineEnv, tmp_path: Path
 ):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from pipeline.domain import catalog
 from pipeline.orchestration import backfill
-from tests.conftest import PipelineEnv, _to_toml
+from tests.support.fixtures import PipelineEnv, _to_toml
 from tests.support.luigid import Luigid
 from tests.support.tlc_server import Fault
 from tests.support.webhook import webhook
@@ -26,13 +26,6 @@ from tools.synthetic import write_yellow_month
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
 RETCODE = {"missing_data": 20, "task_failed": 30, "scheduling_error": 35}
-
-
-@pytest.fixture
-def luigid(tmp_path: Path) -> Luigid:
-    d = Luigid(tmp_path / "luigid")  # tlc-luigid on the package's shipped defaults
-    yield d
-    d.stop()
 
 
 def run_luigi(env: PipelineEnv, luigid: Luigid, *args: str, timeout: float = 300):
@@ -262,6 +255,7 @@ def test_three_workers_share_one_backfill_and_run_each_task_once(
 
 
 # --- task history in PostgreSQL -------------------------------------------------------------
+@pytest.mark.luigid  # starts its own luigid, with a history database
 def test_luigid_records_task_history_in_postgres(env: PipelineEnv, tmp_path: Path, pg_database):
     """luigi 3.8.1's db_task_history works with SQLAlchemy 2 on PostgreSQL (the reported
     crashes, luigi#3227/#3320, are SQLite ones). No password in the URL: libpq's PGPASSWORD

@@ -7,18 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import REPO, PipelineEnv
-from tests.support.luigid import Luigid
+from tests.support.fixtures import REPO, PipelineEnv
 from tests.support.tlc_server import Fault
-
-
-@pytest.fixture
-def luigid(tmp_path: Path):
-    server = Luigid(tmp_path / "luigid")
-    yield server
-    server.stop()
 
 
 def test_download_and_clean_report_progress_to_luigid(env: PipelineEnv, tlc: Path, luigid):

@@ -21,7 +21,7 @@ import pytest
 
 import pipeline
 from pipeline.cli import forget, ingest
-from tests.conftest import REPO
+from tests.support.fixtures import REPO
 
 # Programs the README may use that are not ours.
 EXTERNAL = {"python3.11", "bash", "psql", "cp", "docker", "podman", "podman-compose"}

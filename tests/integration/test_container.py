@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, ZONES_FILE, require_tlc_data
 from tests.support import containers as c
+from tests.support.fixtures import REPO, ZONES_FILE, require_tlc_data
 from tests.support.tlc_server import TLCServer, free_port
 
 pytestmark = pytest.mark.container

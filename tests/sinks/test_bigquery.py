@@ -28,7 +28,7 @@ from pipeline.orchestration import config
 from pipeline.orchestration.tasks import CleanParquet, LoadBigQuery, UploadGCS
 from pipeline.sinks.base import LEDGER_COLUMNS, LoadRecord
 from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, bq_schema, source_crc
-from tests.conftest import PipelineEnv
+from tests.support.fixtures import PipelineEnv
 from tests.test_clean import expected_from_pandas
 
 LUIGI = str(Path(sys.executable).parent / "luigi")

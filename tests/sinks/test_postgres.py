@@ -30,7 +30,7 @@ from pipeline.sinks.base import LEDGER_COLUMNS
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from pipeline.sinks.postgres.copy import split
 from pipeline.transform.clean import clean_month
-from tests.conftest import PipelineEnv, pg_query, require_tlc_data
+from tests.support.fixtures import PipelineEnv, pg_query, require_tlc_data
 from tests.test_clean import expected_from_pandas
 from tools.synthetic import write_yellow_month
 
