@@ -10,10 +10,8 @@ import csv
 import datetime as dt
 import gzip
 import json
-import re
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -23,20 +21,10 @@ from pipeline.domain.errors import BadSourceFile, CastError, SchemaError
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.transform.clean import clean_month
+from tests.support.data import expected_from_pandas, kind_of, parse_name
 from tests.support.fixtures import TLC
 
 ERA_FILES = sorted(p.name for p in (TLC / "eras").glob("*")) if TLC.is_dir() else []
-NAME = re.compile(r"(?P<color>[a-z]+)_tripdata_(?P<year>\d{4})-(?P<month>\d{2})")
-
-
-def parse_name(name: str) -> tuple[str, int, int]:
-    m = NAME.match(name)
-    assert m, name
-    return m["color"], int(m["year"]), int(m["month"])
-
-
-def kind_of(name: str) -> str:
-    return "parquet" if name.endswith(".parquet") else "csv.gz" if name.endswith(".gz") else "csv"
 
 
 def expected_from_csv(path: Path, year: int, month: int) -> dict[str, int]:
@@ -161,25 +149,6 @@ MONTHS = [
     "green_tripdata_2023-02.parquet",
     "green_tripdata_2020-10.csv.gz",
 ]
-
-
-def expected_from_pandas(path: Path, year: int, month: int) -> dict[str, int]:
-    if path.name.endswith(".parquet"):
-        df = pd.read_parquet(path)
-    else:
-        df = pd.read_csv(path, parse_dates=["lpep_pickup_datetime"], low_memory=False)
-    zero = df["passenger_count"] == 0
-    start, end = (
-        pd.Timestamp(year, month, 1),
-        pd.Timestamp(year, month, 1) + pd.DateOffset(months=1),
-    )
-    inside = (df["lpep_pickup_datetime"] >= start) & (df["lpep_pickup_datetime"] < end)
-    return {
-        "rows_in": len(df),
-        "rows_out": int((~zero & inside).sum()),
-        "passenger_count_zero": int(zero.sum()),
-        "pickup_outside_month": int((~zero & ~inside).sum()),
-    }
 
 
 @pytest.mark.parametrize("name", MONTHS)

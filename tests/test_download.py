@@ -18,6 +18,7 @@ from pipeline.domain.errors import (
 )
 from pipeline.extract.download import RetryPolicy, download, is_published, redact_url, verify_file
 from pipeline.lake import local as lake
+from tests.support.data import BAD_FILES
 from tests.support.tlc_server import Fault, TLCServer, free_port
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, connect_timeout=2, read_timeout=1)
@@ -147,15 +148,6 @@ def test_head_answers_tell_published_from_not(green, server: TLCServer):
     url, _ = green
     assert is_published(url, FAST)
     assert not is_published(server.url + "/trip-data/green_tripdata_2031-01.parquet", FAST)
-
-
-BAD_FILES = {
-    # file in shared/data/tlc/bad -> (format it is served as, the cause the error must name)
-    "yellow_tripdata_2021-01.truncated.parquet": ("parquet", "truncated parquet file"),
-    "yellow_tripdata_2022-01.html-error-page.parquet": ("parquet", "an HTML page"),
-    "yellow_tripdata_2021-01.empty.csv.gz": ("csv.gz", "empty file"),
-    "fhvhv_tripdata.parquet-bytes-under-csv-name.csv": ("csv.gz", "not a gzip file"),
-}
 
 
 def test_bad_files_table_covers_every_real_bad_file(tlc: Path):

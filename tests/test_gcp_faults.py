@@ -33,10 +33,10 @@ from pipeline.sinks.bigquery import bigquery_client
 from pipeline.sinks.bigquery import jobs as bq_jobs
 from pipeline.sinks.bigquery.jobs import MAX_ATTEMPTS
 from pipeline.util import gcp_retry
+from tests.support.data import expected_from_pandas
 from tests.support.fault_proxy import JOBS_INSERT, FaultProxy
 from tests.support.fixtures import TLC, PipelineEnv
 from tests.support.gcp_emulators import PROJECT, FakeGCS, LocalBigQuery
-from tests.test_clean import expected_from_pandas
 
 pytestmark = pytest.mark.gcp
 

@@ -14,10 +14,9 @@ from pipeline.domain.errors import BadSourceFile, MonthNotPublished
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.orchestration.tasks import CleanParquet, DownloadMonth, LoadDuckDB, LoadZones
+from tests.support.data import BAD_FILES, expected_from_pandas
 from tests.support.fixtures import PipelineEnv
 from tests.support.tlc_server import Fault
-from tests.test_clean import expected_from_pandas
-from tests.test_download import BAD_FILES
 
 
 def rows_in_duckdb(env: PipelineEnv, sql: str, params: list | None = None) -> list[tuple]:

@@ -28,14 +28,10 @@ from pipeline.orchestration import config
 from pipeline.orchestration.tasks import CleanParquet, LoadBigQuery, UploadGCS
 from pipeline.sinks.base import LEDGER_COLUMNS, LoadRecord
 from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, bq_schema, source_crc
+from tests.support.data import GREEN, expected_from_pandas
 from tests.support.fixtures import PipelineEnv
-from tests.test_clean import expected_from_pandas
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
-GREEN = {
-    (2021, 1): "green_tripdata_2021-01.parquet",
-    (2023, 2): "green_tripdata_2023-02.parquet",
-}
 JAN, FEB_2023 = MonthKey("green", 2021, 1), MonthKey("green", 2023, 2)
 
 

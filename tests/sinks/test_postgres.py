@@ -30,14 +30,10 @@ from pipeline.sinks.base import LEDGER_COLUMNS
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from pipeline.sinks.postgres.copy import split
 from pipeline.transform.clean import clean_month
+from tests.support.data import GREEN, expected_from_pandas
 from tests.support.fixtures import PipelineEnv, pg_query, require_tlc_data
-from tests.test_clean import expected_from_pandas
 from tools.synthetic import write_yellow_month
 
-GREEN = {
-    (2021, 1): "green_tripdata_2021-01.parquet",
-    (2023, 2): "green_tripdata_2023-02.parquet",
-}
 LUIGI = str(Path(sys.executable).parent / "luigi")
 
 
