@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from pipeline.domain import catalog
 from pipeline.orchestration import backfill
-from tests.support.fixtures import PipelineEnv, _to_toml
+from tests.support.fixtures import REPO, PipelineEnv, _to_toml
 from tests.support.luigid import Luigid
 from tests.support.tlc_server import Fault
 from tests.support.webhook import webhook
@@ -37,7 +37,7 @@ def run_luigi(env: PipelineEnv, luigid: Luigid, *args: str, timeout: float = 300
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=REPO,
     )
 
 
@@ -217,7 +217,7 @@ def test_three_workers_share_one_backfill_and_run_each_task_once(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=Path(__file__).resolve().parents[1],
+            cwd=REPO,
         )
         for _ in range(3)
     ]
