@@ -1,12 +1,12 @@
 """Every command in the README's shell blocks is one this project really offers.
 
-The commands that move data are exercised elsewhere against local servers: the first command's
-`luigi ... LoadDuckDB` in tests/test_cli.py, `bash .ci/run` by CI itself, LoadPostgres and
-the ingest CLI in tests/sinks/test_postgres.py, LoadBigQuery in tests/sinks/test_bigquery.py,
-Backfill/IngestMonth/tlc-luigid in tests/test_orchestration.py, tlc-cron in tests/test_cron.py,
-the compose services in tests/test_docker.py (statically) and, with the podman commands,
-tests/integration/test_container.py. This test keeps the README honest
-about names, tasks, flags and arguments: a renamed flag breaks it.
+The commands that move data are exercised elsewhere against local servers (all under
+tests/integration/): the first command's `luigi ... LoadDuckDB` in cli/test_cli.py,
+`bash .ci/run` by CI itself, LoadPostgres and the ingest CLI in sinks/test_postgres.py,
+LoadBigQuery in sinks/test_bigquery.py, Backfill/IngestMonth/tlc-luigid in
+orchestration/test_orchestration.py, tlc-cron in cli/test_cron.py, the compose services in
+test_docker.py (statically) and, with the podman commands, test_container.py. This test keeps
+the README honest about names, tasks, flags and arguments: a renamed flag breaks it.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def check(cmd: list[str]) -> None:
         assert e.value.code == 0
         return
     if prog == "python" and cmd[1:2] == ["-"]:
-        return  # the heredoc query; its SQL is run in tests/test_tasks.py's joins
+        return  # the heredoc query; its SQL is run in orchestration/test_tasks.py's joins
     assert prog in console_scripts(), f"README runs {prog}, which is not installed"
     if prog == "tlc-forget":
         args = forget.build_parser().parse_args(cmd[1:])

@@ -3,7 +3,6 @@ that are not out yet."""
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 import threading
@@ -15,7 +14,6 @@ from pipeline.cli.cron import (
     EXIT_LOCKED,
     EXIT_NO_SCHEDULER,
     EXIT_OK,
-    expected_months,
 )
 from tests.support.commands import STARTUP, unreachable_source
 from tests.support.fixtures import REPO, PipelineEnv
@@ -23,14 +21,6 @@ from tests.support.tlc_server import Fault, free_port
 from tools.synthetic import write_yellow_month
 
 CRON = str(Path(sys.executable).parent / "tlc-cron")
-
-
-def test_expected_months_respect_the_publication_lag():
-    today = dt.date(2026, 11, 24)
-    assert expected_months(today, 60, 3) == [(2026, 6), (2026, 7), (2026, 8)]
-    assert expected_months(today, 0, 2) == [(2026, 9), (2026, 10)]
-    assert expected_months(dt.date(2026, 1, 5), 4, 2) == [(2025, 11), (2025, 12)]
-    assert expected_months(dt.date(2026, 1, 5), 5, 1) == [(2025, 11)]
 
 
 def configure_cron(env: PipelineEnv, **cron: object) -> None:

@@ -9,7 +9,7 @@
 - A full disk during the download and during the clean: one error naming the file, nothing
   published, no temporary file left.
 
-The GCS and BigQuery faults are in tests/test_gcp_faults.py (a fault proxy).
+The GCS and BigQuery faults are in tests/integration/sinks/test_gcp_faults.py (a fault proxy).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ three workers sharing one scheduler and one lake."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import email
 import json
 import subprocess
@@ -13,11 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from pipeline.domain import catalog
-from pipeline.orchestration import backfill
 from tests.support.fixtures import REPO, PipelineEnv, _to_toml
 from tests.support.luigid import Luigid
 from tests.support.tlc_server import Fault
@@ -51,32 +46,6 @@ def publish_bad_month(env: PipelineEnv, tlc: Path) -> None:
     """yellow 2022-01 served as the real CloudFront HTML error page saved as .parquet."""
     bad = tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet"
     env.server.publish_month("yellow", 2022, 1, bad, "parquet")
-
-
-# --- planning ---------------------------------------------------------------------------------
-@given(
-    start=st.dates(dt.date(2008, 1, 1), dt.date(2027, 12, 1)),
-    span=st.integers(0, 40),
-    colors=st.lists(st.sampled_from(catalog.COLORS), min_size=1, max_size=4, unique=True),
-)
-def test_backfill_months_are_exact(start: dt.date, span: int, colors: list[str]):
-    end_index = start.year * 12 + start.month - 1 + span
-    end = dt.date(end_index // 12, end_index % 12 + 1, 1)
-    today = dt.date(2026, 11, 24)
-    got = [(k.color, k.year, k.month) for k in backfill.wanted(colors, start, end, today)]
-    assert len(got) == len(set(got))  # no month twice
-    for color, y, m in got:
-        assert catalog.FIRST_MONTH[color] <= (y, m) <= (today.year, today.month)
-        assert (start.year, start.month) <= (y, m) <= (end.year, end.month)
-    for color in colors:  # and none missing in between
-        ms = [y * 12 + m for c, y, m in got if c == color]
-        assert ms == list(range(ms[0], ms[0] + len(ms))) if ms else True
-
-
-def test_colors_are_checked():
-    assert backfill.parse_colors("yellow, green") == ["yellow", "green"]
-    with pytest.raises(ValueError, match="comma list"):
-        backfill.parse_colors("yellow,purple")
 
 
 # --- backfill and exit codes against luigid ------------------------------------------------

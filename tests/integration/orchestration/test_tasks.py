@@ -185,13 +185,6 @@ def test_month_withdrawn_between_check_and_download_raises_its_own_error(
     assert env.lake_files() == []
 
 
-def test_month_before_a_colour_existed_is_rejected_at_once():
-    with pytest.raises(ValueError, match="green trips start in 2013-08"):
-        LoadDuckDB(color="green", year=2013, month=7)
-    with pytest.raises(ValueError, match=r"month must be 1\.\.12"):
-        CleanParquet(color="yellow", year=2020, month=13)
-
-
 def test_zones_reload_when_the_lookup_changes(env: PipelineEnv, tlc: Path, tmp_path: Path):
     assert env.build(LoadZones())
     assert rows_in_duckdb(env, "SELECT count(*) FROM taxi_zones") == [(265,)]

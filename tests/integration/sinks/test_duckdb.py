@@ -11,13 +11,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipeline.domain import catalog
-from pipeline.domain.errors import BadParameter, PipelineError
+from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.lake.local import read_quality
 from pipeline.orchestration.loading import load_clean_month
 from pipeline.sinks.base import LEDGER_COLUMNS
-from pipeline.sinks.duckdb import DuckDBWarehouse, ident, table_ddl
+from pipeline.sinks.duckdb import DuckDBWarehouse
 from pipeline.transform.clean import clean_month
 
 JAN, FEB = MonthKey("green", 2021, 1), MonthKey("green", 2021, 2)
@@ -148,12 +147,3 @@ def test_lock_held_too_long_is_one_clear_error(month: Path, tmp_path: Path):
     finally:
         holder.kill()
         holder.wait()
-
-
-def test_identifiers_are_quoted_and_colours_checked():
-    assert ident('a"; DROP TABLE x; --') == '"a""; DROP TABLE x; --"'
-    with pytest.raises(BadParameter, match="unknown colour"):
-        catalog.trips_table('green"; DROP TABLE green_trips; --')
-    con = duckdb.connect()
-    con.execute(table_ddl('we"ird', [(f.name, f.type) for f in catalog.arrow_schema("fhv")]))
-    assert con.execute('SELECT count(*) FROM "we""ird"').fetchone() == (0,)

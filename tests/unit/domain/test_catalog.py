@@ -1,9 +1,7 @@
-"""The catalog is data; these tests keep it consistent and its documentation current."""
+"""The catalog is data; these tests keep it consistent (its documentation is checked in
+tests/integration/test_schema_doc.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given
@@ -11,22 +9,6 @@ from hypothesis import strategies as st
 
 from pipeline.domain import catalog, eras
 from pipeline.domain.months import MonthKey
-from tests.support.fixtures import REPO
-from tools.schema_doc import schema_markdown
-
-
-def test_docs_schema_md_is_generated_from_the_catalog():
-    assert (REPO / "docs" / "schema.md").read_text() == schema_markdown(), (
-        "docs/schema.md is stale: run `python -m tools.schema_doc > docs/schema.md`"
-    )
-
-
-def test_schema_doc_module_runs():
-    out = subprocess.run(
-        [sys.executable, "-m", "tools.schema_doc"], capture_output=True, text=True, check=True
-    )
-    assert out.stdout == schema_markdown()
-    assert "RuntimeWarning" not in out.stderr
 
 
 @pytest.mark.parametrize("color", catalog.COLORS)
