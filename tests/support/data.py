@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.domain.quality import QualityReport
+
 # The real green months the sink tests load (in ../shared/data/tlc/months).
 GREEN = {
     (2021, 1): "green_tripdata_2021-01.parquet",
@@ -53,3 +55,21 @@ def expected_from_pandas(path: Path, year: int, month: int) -> dict[str, int]:
         "passenger_count_zero": int(zero.sum()),
         "pickup_outside_month": int((~zero & ~inside).sum()),
     }
+
+
+def sample_report() -> QualityReport:
+    """A quality report shaped like the one CleanParquet writes for green 2021-01."""
+    return {
+        "color": "green", "year": 2021, "month": 1,
+        "source_file": "green_tripdata_2021-01.parquet", "source_format": "parquet",
+        "source_manifest": {"url": "http://127.0.0.1/trip-data/green_tripdata_2021-01.parquet",
+                            "format": "parquet", "bytes": 1_333_518, "sha256": "ab" * 32},
+        "column_map": {"pickup_datetime": ["lpep_pickup_datetime"]},
+        "rows_in": 76_518, "rows_out": 76_368,
+        "rows_dropped": {"passenger_count_zero": 143, "pickup_outside_month": 7},
+        "rows_repaired": 0, "nulls": {"pickup_datetime": 0},
+        "files": [{"name": "part-0.parquet", "rows": 76_368, "bytes": 1_200_000,
+                   "sha256": "cd" * 32, "crc32c": "AAAAAA=="}],
+        "compression": "zstd(3)", "code_version": "0.1.0",
+        "cleaned_at": "2026-01-01T00:00:00+00:00",
+    }  # fmt: skip
