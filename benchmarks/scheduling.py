@@ -137,7 +137,7 @@ def main() -> None:
     if args.bigquery:
         import contextlib
 
-        from tests import gcp_emulators
+        from tests.support import gcp_emulators
 
         stack = contextlib.ExitStack()
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-emu-")))

@@ -60,5 +60,5 @@ def _era_label(era: eras.Era) -> str:
     return f"{span} ({'/'.join(era.formats)})"
 
 
-if __name__ == "__main__":  # pragma: no cover - tests/test_schema_doc.py runs it
+if __name__ == "__main__":  # pragma: no cover - tests/integration/test_schema_doc.py runs it
     print(schema_markdown(), end="")

@@ -18,9 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import TLC, ZONES_FILE, _to_toml  # noqa: E402
-from tests.luigid import Luigid  # noqa: E402
-from tests.tlc_server import TLCServer  # noqa: E402
+from tests.support.fixtures import TLC, ZONES_FILE, _to_toml  # noqa: E402
+from tests.support.luigid import Luigid  # noqa: E402
+from tests.support.tlc_server import TLCServer  # noqa: E402
 
 
 def main() -> None:

@@ -28,16 +28,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, ZONES_FILE, require_tlc_data
 from tests.support import containers as c
-from tests.tlc_server import TLCServer, free_port
+from tests.support.fixtures import REPO, ZONES_FILE, require_tlc_data
+from tests.support.tlc_server import TLCServer, free_port
 
 pytestmark = pytest.mark.container
 
 IMAGE = "localhost/tlc-pipeline:latest"  # what docker-compose.yml's `image:` resolves to
 PROJECT_PREFIX = "tlc-test-"
-# Rows that land after the cleaning rules: the counts tests/test_clean.py derives
-# independently with pandas from the same files.
+# Rows that land after the cleaning rules: the counts tests/integration/transform/test_clean.py
+# derives independently with pandas from the same files.
 GREEN_2021_01 = 76_368
 GREEN_2023_02 = 64_413
 # tlc-cron's months for this "today", with publication_lag_days = 60 and catch_up_months = 1

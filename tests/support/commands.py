@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import REPO, PipelineEnv
-from tests.tlc_server import free_port
+from tests.support.fixtures import REPO, PipelineEnv
+from tests.support.tlc_server import free_port
 
 STARTUP = 5.0  # allowance for interpreter start-up and imports on a busy CI machine
 

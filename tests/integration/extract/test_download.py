@@ -1,0 +1,185 @@
+"""pipeline.download against a real local HTTP server: retries, integrity, bad files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.domain.errors import (
+    BadSourceFile,
+    MonthNotPublished,
+    PipelineError,
+    SourceUnreachable,
+    TransientSourceError,
+)
+from pipeline.extract.download import RetryPolicy, download, is_published, verify_file
+from pipeline.lake import local as lake
+from tests.support.data import BAD_FILES
+from tests.support.tlc_server import Fault, TLCServer, free_port
+
+FAST = RetryPolicy(attempts=4, backoff=0.01, connect_timeout=2, read_timeout=1)
+GREEN_2021_01 = "/trip-data/green_tripdata_2021-01.parquet"
+
+
+@pytest.fixture
+def green(tlc: Path, server: TLCServer) -> tuple[str, Path]:
+    src = tlc / "months" / "green_tripdata_2021-01.parquet"
+    return server.publish(GREEN_2021_01, src), src
+
+
+def only_final_files(folder: Path) -> list[str]:
+    """Everything left in ``folder``: temp files must never survive an attempt."""
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_download_writes_file_and_manifest(green, tmp_path: Path):
+    url, src = green
+    dest = tmp_path / "out" / "green_tripdata_2021-01.parquet"
+    manifest = download(url, dest, "parquet", policy=FAST)
+    assert dest.read_bytes() == src.read_bytes()
+    on_disk = json.loads(lake.manifest_path(dest).read_text())
+    assert on_disk["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert on_disk["bytes"] == src.stat().st_size
+    assert on_disk["url"] == url
+    assert on_disk["etag"]
+    assert on_disk["last_modified"]
+    assert manifest["attempts"] == 1
+    assert only_final_files(dest.parent) == [dest.name, dest.name + ".manifest.json"]
+
+
+def test_two_500s_then_success(green, server: TLCServer, tmp_path: Path):
+    url, src = green
+    server.fail(GREEN_2021_01, Fault("status", 500), Fault("status", 503))
+    dest = tmp_path / "out" / "g.parquet"
+    manifest = download(url, dest, "parquet", policy=FAST)
+    assert manifest["attempts"] == 3
+    assert server.count(GREEN_2021_01) == 3
+    assert dest.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["truncate", "reset", "no_length"])
+def test_cut_body_is_retried_and_never_passed_on(kind, green, server: TLCServer, tmp_path):
+    url, src = green
+    server.fail(GREEN_2021_01, Fault(kind))
+    dest = tmp_path / "out" / "g.parquet"
+    manifest = download(url, dest, "parquet", policy=FAST)
+    assert manifest["attempts"] == 2
+    assert dest.read_bytes() == src.read_bytes()
+
+
+def test_cut_body_every_time_fails_and_leaves_nothing(green, server: TLCServer, tmp_path):
+    url, _ = green
+    server.fail(GREEN_2021_01, *[Fault("truncate")] * FAST.attempts)
+    dest = tmp_path / "out" / "g.parquet"
+    with pytest.raises(TransientSourceError, match=r"cut short|connection broke"):
+        download(url, dest, "parquet", policy=FAST)
+    assert server.count(GREEN_2021_01) == FAST.attempts
+    assert only_final_files(tmp_path / "out") == []
+
+
+def test_slow_response_times_out_then_succeeds(green, server: TLCServer, tmp_path):
+    url, src = green
+    server.fail(GREEN_2021_01, Fault("slow", delay=FAST.read_timeout + 1.0))
+    manifest = download(url, tmp_path / "out" / "g.parquet", "parquet", policy=FAST)
+    assert manifest["attempts"] == 2
+    assert (tmp_path / "out" / "g.parquet").read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_unpublished_month_has_its_own_error_and_no_retry(status, server, tmp_path):
+    path = "/trip-data/yellow_tripdata_2031-01.parquet"
+    server.fail(path, Fault("status", status))
+    with pytest.raises(MonthNotPublished, match=f"HTTP {status}.*not published"):
+        download(server.url + path, tmp_path / "out" / "y.parquet", "parquet", policy=FAST)
+    assert server.count(path) == 1
+    assert only_final_files(tmp_path / "out") == []
+
+
+def test_missing_file_on_cdn_is_not_published(server, tmp_path):
+    with pytest.raises(MonthNotPublished):
+        download(
+            server.parquet_template.format(color="yellow", year=2031, month=1),
+            tmp_path / "out" / "y.parquet",
+            "parquet",
+            policy=FAST,
+        )
+
+
+def test_other_4xx_is_not_retried(green, server, tmp_path):
+    url, _ = green
+    server.fail(GREEN_2021_01, Fault("status", 400))
+    with pytest.raises(PipelineError, match="HTTP 400") as info:
+        download(url, tmp_path / "out" / "g.parquet", "parquet", policy=FAST)
+    assert not isinstance(info.value, TransientSourceError | MonthNotPublished)
+    assert server.count(GREEN_2021_01) == 1
+
+
+def test_refused_connection_is_unreachable_after_a_short_retry(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/trip-data/x.parquet"
+    policy = RetryPolicy(attempts=50, backoff=0.01, connect_timeout=2, unreachable_for=0.3)
+    started = time.monotonic()
+    with pytest.raises(
+        SourceUnreachable, match=rf"127\.0\.0\.1:{port} is unreachable: the connection was refused"
+    ):
+        download(url, tmp_path / "out" / "x.parquet", "parquet", policy=policy)
+    assert time.monotonic() - started < 5, "retried for unreachable_for, not attempts times"
+    assert only_final_files(tmp_path / "out") == []
+    # Within UNREACHABLE_TTL the verdict stands: a backfill's next month does not wait again,
+    # and the publication check says "unreachable", never "published".
+    started = time.monotonic()
+    with pytest.raises(SourceUnreachable, match="refused"):
+        is_published(f"http://127.0.0.1:{port}/trip-data/y.parquet", policy)
+    assert time.monotonic() - started < 0.5
+
+
+def test_head_that_cannot_connect_is_an_error_not_published():
+    port = free_port()
+    policy = RetryPolicy(attempts=3, backoff=0.01, connect_timeout=2, unreachable_for=0.1)
+    with pytest.raises(SourceUnreachable, match=rf"127\.0\.0\.1:{port} is unreachable"):
+        is_published(f"http://127.0.0.1:{port}/trip-data/green_tripdata_2021-01.parquet", policy)
+
+
+def test_head_answers_tell_published_from_not(green, server: TLCServer):
+    url, _ = green
+    assert is_published(url, FAST)
+    assert not is_published(server.url + "/trip-data/green_tripdata_2031-01.parquet", FAST)
+
+
+def test_bad_files_table_covers_every_real_bad_file(tlc: Path):
+    assert sorted(p.name for p in (tlc / "bad").iterdir()) == sorted(BAD_FILES)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_file_fails_once_with_its_cause(name, tlc: Path, server: TLCServer, tmp_path):
+    fmt, cause = BAD_FILES[name]
+    url = server.publish(f"/bad/{name}", tlc / "bad" / name)
+    dest = tmp_path / "out" / f"x.{fmt}"
+    with pytest.raises(BadSourceFile) as info:
+        download(url, dest, fmt, policy=FAST)
+    assert cause in str(info.value)
+    assert url in str(info.value)
+    assert server.count(f"/bad/{name}") == 1, "a bad file is not a transient fault"
+    assert only_final_files(tmp_path / "out") == []
+
+
+def test_verify_rejects_truncated_gzip(tlc: Path, tmp_path: Path):
+    data = (tlc / "months" / "green_tripdata_2020-10.csv.gz").read_bytes()
+    p = tmp_path / "x.csv.gz"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadSourceFile, match="truncated or corrupt"):
+        verify_file(p, "csv.gz")
+
+
+def test_error_messages_never_carry_url_credentials(tmp_path):
+    from tests.support.tlc_server import free_port
+
+    url = f"http://u:hunter2@127.0.0.1:{free_port()}/x.parquet?token=hunter3"
+    with pytest.raises(TransientSourceError) as info:
+        download(url, tmp_path / "out" / "x.parquet", "parquet", policy=FAST)
+    assert "hunter2" not in str(info.value)
+    assert "hunter3" not in str(info.value)

@@ -1,0 +1,149 @@
+"""The DuckDB sink: atomic month replace, rollback, the one-writer lock, identifiers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from pipeline.domain.errors import PipelineError
+from pipeline.domain.months import MonthKey
+from pipeline.lake.local import read_quality
+from pipeline.orchestration.loading import load_clean_month
+from pipeline.sinks.base import LEDGER_COLUMNS
+from pipeline.sinks.duckdb import DuckDBWarehouse
+from pipeline.transform.clean import clean_month
+
+JAN, FEB = MonthKey("green", 2021, 1), MonthKey("green", 2021, 2)
+
+
+@pytest.fixture
+def month(tlc: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "clean"
+    clean_month(tlc / "months" / "green_tripdata_2021-01.parquet", "parquet", JAN, out)
+    return out
+
+
+def load_month(clean_dir: Path, wh: DuckDBWarehouse) -> int:
+    return load_clean_month(clean_dir, wh, "duckdb").rows_out
+
+
+def count(db: Path) -> int:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM green_trips").fetchone()[0]
+
+
+def test_load_writes_its_ledger_row_in_the_same_transaction(month: Path, tmp_path: Path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    assert load_month(month, wh) == 76368
+    record = wh.loaded(JAN)
+    assert record is not None
+    report = read_quality(month)
+    assert (record.kind, record.table_name, record.rows_in, record.rows_out) == (
+        "month", "green_trips", 76518, 76368,
+    )  # fmt: skip
+    assert record.rows_dropped == report["rows_dropped"]
+    assert record.clean_sha256 == report["files"][0]["sha256"]
+    assert record.matches(report)
+    assert record.seconds > 0
+    assert wh.loaded(FEB) is None
+    assert list(wh.loaded_months()) == [JAN]
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        columns = [r[0] for r in con.execute("DESCRIBE _pipeline_loads").fetchall()]
+    assert tuple(columns) == LEDGER_COLUMNS
+
+
+def test_failed_load_rolls_back_to_the_old_month(month: Path, tmp_path: Path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    load_month(month, wh)
+    record = wh.loaded(JAN)
+    report = read_quality(month)
+    report["rows_out"] += 1  # the clean month no longer matches what arrives
+    with pytest.raises(PipelineError, match="rolled back"):
+        wh.replace_month(report, [str(month / "part-0.parquet")])
+    assert count(tmp_path / "w.duckdb") == 76368
+    assert wh.loaded(JAN) == record
+
+
+def test_zones_have_their_own_ledger_row(tmp_path: Path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    zones = pa.table({"location_id": pa.array([1], pa.int32()), "borough": ["EWR"],
+                      "zone": ["Newark Airport"], "service_zone": ["EWR"]})  # fmt: skip
+    record = wh.load_zones(zones, "abc")
+    assert (record.kind, record.table_name, record.color, record.year) == (
+        "zones", "taxi_zones", None, None,
+    )  # fmt: skip
+    assert wh.zones_loaded() == record
+    assert wh.loaded_months() == {}
+    assert wh.forget_zones()
+    assert wh.zones_loaded() is None
+
+
+def test_a_first_version_ledger_is_migrated_and_its_months_stay_loaded(month: Path, tmp_path: Path):
+    db = tmp_path / "w.duckdb"
+    report = read_quality(month)
+    sha = report["files"][0]["sha256"]
+    with duckdb.connect(str(db)) as con:  # the ledger as 0.0 wrote it
+        con.execute(
+            "CREATE TABLE _pipeline_loads (color VARCHAR, year INTEGER, month INTEGER,"
+            " rows BIGINT, source_sha256 VARCHAR, clean_sha256 VARCHAR, loaded_at TIMESTAMP,"
+            " PRIMARY KEY (color, year, month))"
+        )
+        con.execute(
+            "INSERT INTO _pipeline_loads VALUES ('green', 2021, 1, 76368, 'src', ?, now()),"
+            " ('taxi_zones', 0, 0, 265, 'z', 'z', now())",
+            [sha],
+        )
+    wh = DuckDBWarehouse(db)
+    record = wh.loaded(JAN)
+    assert record is not None
+    assert record.matches(report)  # so LoadDuckDB does not load it again
+    assert record.code_version == "before 0.1.0"
+    zones = wh.zones_loaded()
+    assert zones is not None
+    assert (zones.kind, zones.rows_out) == ("zones", 265)
+
+
+def test_waits_for_another_process_holding_the_file(month: Path, tmp_path: Path):
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True);"
+            " time.sleep(1.5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    assert load_month(month, DuckDBWarehouse(db, lock_timeout=30)) == 76368
+    assert time.monotonic() - start > 0.5
+    holder.wait()
+
+
+def test_lock_held_too_long_is_one_clear_error(month: Path, tmp_path: Path):
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True);"
+            " time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(PipelineError, match=r"still locked by another process after 1 s"):
+            load_month(month, DuckDBWarehouse(db, lock_timeout=1))
+    finally:
+        holder.kill()
+        holder.wait()
