@@ -22,7 +22,6 @@ import pipeline  # noqa: F401  (the package's configuration layers)
 from pipeline.domain import catalog
 from pipeline.domain.errors import BadParameter, PipelineError
 from pipeline.domain.months import MonthKey
-from pipeline.lake import local as lake
 from pipeline.orchestration import config, preflight
 
 STAGES = ("raw", "clean", "load")
@@ -46,8 +45,8 @@ def forget(
             done.append(f"load ledger row {key.label} in {name} ({warehouse!r})")
     stages = set(STAGES[STAGES.index(start) :]) - {"load"}  # this stage and all after it
     the_lake = config.lake().get()
-    done += [str(p) for p in lake.remove_month(the_lake, key, stages, dry_run)]
-    if "clean" in stages and config.gcs().bucket:
+    done += the_lake.remove_month(key, stages, dry_run)
+    if "clean" in stages and config.gcs().bucket and not config.lake().on_gcs():
         # The bucket's copy of the clean month goes too, or UploadGCS would find it complete.
         done += config.gcs().get().remove_month(key, dry_run=dry_run)
     if not dry_run:

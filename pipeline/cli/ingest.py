@@ -26,11 +26,9 @@ from pathlib import Path
 import pipeline  # noqa: F401  (selects the TOML config parser)
 from pipeline.domain.errors import MonthNotPublished, PipelineError
 from pipeline.domain.months import MonthKey
-from pipeline.extract import download
-from pipeline.lake import local as lake
+from pipeline.lake.lake import local as local_lake
 from pipeline.orchestration import config, loading
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
-from pipeline.transform import clean
 
 log = logging.getLogger("pipeline.ingest")
 
@@ -57,15 +55,13 @@ def parse_url(url: str) -> tuple[MonthKey, str]:
 def ingest(url: str, warehouse: PostgresWarehouse, lake_root: Path | None = None) -> int:
     """Download, clean and load one month from ``url``; return the rows loaded."""
     key, fmt = parse_url(url)
-    the_lake = lake.Lake(lake_root) if lake_root else config.lake().get()
-    raw = the_lake.raw_path(key, fmt)
-    source = config.source()
-    if not raw.exists():
-        download.download(url, raw, fmt, policy=source.policy())
-    clean_dir = the_lake.clean_dir(key)
-    if not (clean_dir / lake.QUALITY_FILE).exists():
-        clean.clean_month(raw, fmt, key, clean_dir, source_manifest=lake.read_manifest(raw))
-    return loading.load_clean_month(clean_dir, warehouse, "postgres").rows_out
+    the_lake = local_lake(lake_root) if lake_root else config.lake().get()
+    raw_name = the_lake.raw_name(key, fmt)
+    if the_lake.raw(raw_name) is None:
+        loading.download_file(url, the_lake, raw_name, fmt, config.source().policy())
+    if the_lake.quality(key) is None:
+        loading.clean_month(the_lake, key, fmt)
+    return loading.load_month(the_lake, key, warehouse, "postgres").rows_out
 
 
 def main(argv: list[str] | None = None) -> int:

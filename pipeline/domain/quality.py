@@ -36,6 +36,7 @@ class SourceManifest(TypedDict, total=False):
     last_modified: str | None
     attempts: int
     downloaded_at: str
+    object: str  # the data object's name in the lake (absent in lakes of before 0.12)
 
 
 class QualityReport(TypedDict):

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import gzip
-import hashlib
 import http.client
 import logging
-import os
 import socket
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-import pyarrow.parquet as pq
 import requests
 import tenacity
 import urllib3
@@ -36,7 +29,9 @@ from pipeline.domain.errors import (
     TransientSourceError,
 )
 from pipeline.domain.quality import SourceManifest
-from pipeline.lake import local as lakemod
+from pipeline.extract.verify import StreamVerifier
+from pipeline.lake.lake import Lake, RawFile
+from pipeline.lake.store import ObjectWriter
 from pipeline.util.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -92,14 +87,17 @@ def scrub(text: str, url: str) -> str:
 
 def download(
     url: str,
-    dest: Path,
+    lake: Lake,
+    raw_name: str,
     kind: str,
     *,
     policy: RetryPolicy = RetryPolicy(),
     progress: ProgressFn | None = None,
     session: requests.Session | None = None,
-) -> SourceManifest:
-    """Download ``url`` to ``dest`` (kind: "parquet", "csv.gz" or "csv") and return its manifest.
+) -> RawFile:
+    """Stream ``url`` into ``lake`` as ``raw_name`` (kind: "parquet", "csv.gz" or "csv"),
+    verify it, publish it, and return the raw file that stands (ours, or another worker's
+    that published first).
 
     Raises MonthNotPublished on 403/404/410, BadSourceFile when the bytes are not a usable file,
     TransientSourceError when every attempt hit a transient fault.
@@ -110,11 +108,13 @@ def download(
         for attempt in _retrying(policy, safe_url):
             with attempt:
                 number = attempt.retry_state.attempt_number
-                manifest = _attempt(session, url, safe_url, dest, kind, policy, progress, number)
+                raw = _attempt(
+                    session, url, safe_url, lake, raw_name, kind, policy, progress, number
+                )
     except SourceUnreachable as e:
         _remember_unreachable(safe_url, e)
         raise
-    return manifest
+    return raw
 
 
 def _retrying(policy: RetryPolicy, safe_url: str) -> tenacity.Retrying:
@@ -159,39 +159,46 @@ def _attempt(
     session: requests.Session,
     url: str,
     safe_url: str,
-    dest: Path,
+    lake: Lake,
+    raw_name: str,
     kind: str,
     policy: RetryPolicy,
     progress: ProgressFn | None,
     number: int,
-) -> SourceManifest:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    lakemod.sweep_stale_temps(dest)
-    tmp = lakemod.temp_name(dest)
+) -> RawFile:
+    _raise_if_known_unreachable(safe_url)
     try:
-        _raise_if_known_unreachable(safe_url)
-        try:
-            resp = session.get(
-                url, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)
-            )
-        except (requests.ConnectionError, requests.Timeout) as e:
-            raise connection_error(e, url, policy) from None
+        resp = session.get(url, stream=True, timeout=(policy.connect_timeout, policy.read_timeout))
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise connection_error(e, url, policy) from None
+    data_name = lake.new_raw_object(raw_name)
+    written = False
+    try:
         with resp:
             _check_status(resp, safe_url)
             expected = _content_length(resp)
-            sha, size = _stream_body(resp, tmp, dest, url, expected, progress)
-        if expected is not None and size != expected:
-            raise TransientSourceError(
-                f"{safe_url}: body cut short: got {size} of {expected} bytes (Content-Length)"
-            )
-        try:
-            verify_file(tmp, kind, name=safe_url)
-        except BadSourceFile as e:
-            if expected is None:
-                # Without Content-Length, a connection closed early looks like a complete
-                # body; a file that fails its check may just have been cut. Worth a retry.
-                raise TransientSourceError(f"{e} (sent without Content-Length)") from None
-            raise
+            verifier = StreamVerifier(kind, safe_url)
+            try:
+                with lake.writer(data_name) as out:
+                    _stream_body(resp, out, verifier, url, expected, progress)
+                    if expected is not None and out.size != expected:
+                        raise TransientSourceError(
+                            f"{safe_url}: body cut short: got {out.size} of {expected} bytes "
+                            "(Content-Length)"
+                        )
+                written = True
+                sha, size = out.sha256, out.size
+                if kind == "parquet" and verifier.size >= 12:
+                    with lake.store.filesystem.open_input_file(lake.store.path(data_name)) as f:
+                        verifier.finish(f)
+                else:
+                    verifier.finish()
+            except BadSourceFile as e:
+                if expected is None:
+                    # Without Content-Length, a connection closed early looks like a complete
+                    # body; a file that fails its check may just have been cut. Worth a retry.
+                    raise TransientSourceError(f"{e} (sent without Content-Length)") from None
+                raise
         manifest: SourceManifest = {
             "url": safe_url,
             "format": kind,
@@ -202,13 +209,13 @@ def _attempt(
             "attempts": number,
             "downloaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        # The manifest lands first: the data file's final name is the completion marker.
-        lakemod.write_json(lakemod.manifest_path(dest), manifest)
-        failpoint("download.before_rename")
-        os.replace(tmp, dest)
-        return manifest
-    finally:
-        tmp.unlink(missing_ok=True)
+        failpoint("download.before_publish")
+        # The manifest is the marker: created last, create-only.
+        return lake.publish_raw(raw_name, data_name, manifest)
+    except BaseException:
+        if written:
+            lake.store.delete([data_name])
+        raise
 
 
 def is_published(url: str, policy: RetryPolicy = RetryPolicy()) -> bool:
@@ -329,115 +336,30 @@ def _content_length(resp: requests.Response) -> int | None:
 
 def _stream_body(
     resp: requests.Response,
-    tmp: Path,
-    dest: Path,
+    out: ObjectWriter,
+    verifier: StreamVerifier,
     url: str,
     expected: int | None,
     progress: ProgressFn | None,
-) -> tuple[str, int]:
-    sha = hashlib.sha256()
+) -> None:
     size = 0
     start = last = time.monotonic()
     try:
-        with open(tmp, "wb") as out:
-            # decode_content=False: store the bytes exactly as served, so the byte count can be
-            # compared with Content-Length and the sha256 is the file's own.
-            for chunk in resp.raw.stream(CHUNK, decode_content=False):
-                _write(out, chunk, dest)
-                sha.update(chunk)
-                size += len(chunk)
-                failpoint("download.streaming")
-                now = time.monotonic()
-                if progress and now - last >= 0.5:
-                    progress(size, expected, size / max(now - start, 1e-6))
-                    last = now
+        # decode_content=False: store the bytes exactly as served, so the byte count can be
+        # compared with Content-Length and the sha256 is the file's own.
+        for chunk in resp.raw.stream(CHUNK, decode_content=False):
+            verifier.feed(chunk)
+            out.write(chunk)
+            size += len(chunk)
+            failpoint("download.streaming")
+            now = time.monotonic()
+            if progress and now - last >= 0.5:
+                progress(size, expected, size / max(now - start, 1e-6))
+                last = now
     except _NETWORK_ERRORS as e:
         raise TransientSourceError(
             f"{redact_url(url)}: connection broke after {size} bytes: "
             f"{type(e).__name__}: {scrub(str(e), url)}"
         ) from None
-    except OSError as e:  # opening the temp file: a full disk is not a network fault
-        raise lakemod.write_error(dest, e) from None
     if progress:
         progress(size, expected, size / max(time.monotonic() - start, 1e-6))
-    return sha.hexdigest(), size
-
-
-def _write(out: BinaryIO, chunk: bytes, dest: Path) -> None:
-    try:
-        out.write(chunk)
-    except OSError as e:  # named after the file it is for, not its temporary name
-        raise lakemod.write_error(dest, e) from None
-
-
-def verify_file(path: Path, kind: str, *, name: str | None = None) -> None:
-    """Check that ``path`` is a whole file of ``kind``; raise BadSourceFile saying why not."""
-    name = name or str(path)
-    size = path.stat().st_size
-    if size == 0:
-        raise BadSourceFile(f"{name}: empty file (0 bytes)")
-    with open(path, "rb") as f:
-        head = f.read(512)
-    if _looks_like_html(head):
-        raise BadSourceFile(
-            f"{name}: an HTML page, not a {kind} file (the server's error page?): "
-            f"{_printable(head[:120])!r}"
-        )
-    if kind == "parquet":
-        _verify_parquet(path, name, head, size)
-    elif kind == "csv.gz":
-        _verify_gzip_csv(path, name, head)
-    elif kind == "csv":
-        _verify_header_line(head.split(b"\n", 1)[0], name)
-    else:
-        raise ValueError(f"unknown file kind {kind!r}")
-
-
-def _verify_parquet(path: Path, name: str, head: bytes, size: int) -> None:
-    if not head.startswith(b"PAR1"):
-        raise BadSourceFile(f"{name}: not a parquet file (no PAR1 magic at the start)")
-    with open(path, "rb") as f:
-        f.seek(max(size - 4, 0))
-        tail = f.read(4)
-    if size < 12 or tail != b"PAR1":
-        raise BadSourceFile(
-            f"{name}: truncated parquet file: no PAR1 footer at the end of {size} bytes"
-        )
-    try:
-        pq.read_metadata(path)
-    except Exception as e:
-        raise BadSourceFile(f"{name}: unreadable parquet footer: {e}") from None
-
-
-def _verify_gzip_csv(path: Path, name: str, head: bytes) -> None:
-    if not head.startswith(b"\x1f\x8b"):
-        raise BadSourceFile(f"{name}: not a gzip file (starts with {_printable(head[:16])!r})")
-    first_line = b""
-    try:
-        # Decompress to the end: the gzip trailer (CRC32 + length) is the only proof that a
-        # body without Content-Length arrived whole.
-        with gzip.open(path, "rb") as f:
-            first_line = f.readline(1 << 16)
-            while f.read(CHUNK):
-                pass
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
-        raise BadSourceFile(f"{name}: gzip stream is truncated or corrupt: {e}") from None
-    _verify_header_line(first_line, name)
-
-
-def _verify_header_line(line: bytes, name: str) -> None:
-    if not line.strip():
-        raise BadSourceFile(f"{name}: no CSV header line (the file decompresses to nothing)")
-    if b"," not in line or b"\x00" in line:
-        raise BadSourceFile(f"{name}: first line is not a CSV header: {_printable(line[:80])!r}")
-
-
-def _looks_like_html(head: bytes) -> bool:
-    h = head.lstrip().lower()
-    return h.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or (
-        b"<html" in h[:200]
-    )
-
-
-def _printable(b: bytes) -> str:
-    return b.decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")

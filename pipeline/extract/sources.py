@@ -8,15 +8,15 @@ disagree with the next block's, and so that a bad value fails with its column's 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal, cast
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.domain.errors import BadSourceFile
@@ -31,58 +31,103 @@ class SourceStats:
     repaired_rows: int = 0  # rows whose trailing empty padding differed from the rest
 
 
+@dataclass(frozen=True)
+class RawInput:
+    """Where a raw file is: a path on one of pyarrow's filesystems (a folder or a bucket),
+    and the file's name for messages. Compression follows the name (``.gz``)."""
+
+    filesystem: pafs.FileSystem
+    path: str
+    name: str
+
+    @classmethod
+    def local(cls, path: Path | str) -> RawInput:
+        return cls(pafs.LocalFileSystem(), str(path), Path(path).name)
+
+    def open_file(self) -> pa.NativeFile:
+        """Random access (parquet: the footer, then row group by row group)."""
+        return self.filesystem.open_input_file(self.path)
+
+    def open_stream(self) -> pa.NativeFile:
+        """Sequential bytes, decompressed when the name ends in .gz."""
+        return self.filesystem.open_input_stream(self.path, compression="detect")
+
+    def open_lines(self) -> io.BufferedReader:
+        """``open_stream`` with readline (pyarrow's streams have none)."""
+        return io.BufferedReader(_Raw(self.open_stream()), 1 << 20)
+
+
 @dataclass
 class RawSource:
-    path: Path
+    input: RawInput
     kind: str
     names: list[str]
     stats: SourceStats = field(default_factory=SourceStats)
 
+    @property
+    def name(self) -> str:
+        return self.input.name
+
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         if self.kind == "parquet":
-            yield from _parquet_batches(self.path, batch_rows)
+            yield from _parquet_batches(self.input, batch_rows)
         else:
             yield from _CsvReader(self).batches()
 
 
-def open_source(path: Path, kind: str) -> RawSource:
+def open_source(where: RawInput | Path, kind: str) -> RawSource:
+    raw = where if isinstance(where, RawInput) else RawInput.local(where)
     if kind == "parquet":
         try:
-            names = pq.ParquetFile(path).schema_arrow.names
+            with raw.open_file() as f:
+                names = pq.ParquetFile(f).schema_arrow.names
         except Exception as e:
-            raise BadSourceFile(f"{path.name}: not a readable parquet file: {e}") from None
-        return RawSource(path, kind, names)
+            raise BadSourceFile(f"{raw.name}: not a readable parquet file: {e}") from None
+        return RawSource(raw, kind, names)
     if kind in ("csv", "csv.gz"):
-        header = _read_header(path)
-        return RawSource(path, kind, header)
+        header = _read_header(raw)
+        return RawSource(raw, kind, header)
     raise ValueError(f"unknown source kind {kind!r}")
 
 
-def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(raw: RawInput, batch_rows: int) -> Iterator[pa.RecordBatch]:
     try:
-        pf = pq.ParquetFile(path, pre_buffer=False)
-        yield from pf.iter_batches(batch_size=batch_rows)
+        with raw.open_file() as f:
+            pf = pq.ParquetFile(f, pre_buffer=False)
+            yield from pf.iter_batches(batch_size=batch_rows)
     except (pa.ArrowException, OSError) as e:
-        raise BadSourceFile(f"{path.name}: corrupt parquet data: {e}") from None
+        raise BadSourceFile(f"{raw.name}: corrupt parquet data: {e}") from None
 
 
-def _open_text(path: Path) -> BinaryIO:
-    raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
-    if path.name.endswith(".gz"):
-        return cast(BinaryIO, gzip.GzipFile(fileobj=raw))
-    return raw
+class _Raw(io.RawIOBase):
+    """A pyarrow stream as a Python raw stream, for io.BufferedReader."""
+
+    def __init__(self, f: pa.NativeFile):
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self._f.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
-def _read_header(path: Path) -> list[str]:
+def _read_header(raw: RawInput) -> list[str]:
     try:
-        with _open_text(path) as f:
+        with raw.open_lines() as f:
             line = f.readline(1 << 16)
-    except (OSError, EOFError) as e:
-        raise BadSourceFile(f"{path.name}: cannot read the CSV header: {e}") from None
+    except (OSError, EOFError, pa.ArrowException) as e:
+        raise BadSourceFile(f"{raw.name}: cannot read the CSV header: {e}") from None
     text = line.decode("utf-8-sig", "replace")
     fields = next(csv.reader([text]), [])
     if len(fields) < 2:
-        raise BadSourceFile(f"{path.name}: first line is not a CSV header: {text[:80]!r}")
+        raise BadSourceFile(f"{raw.name}: first line is not a CSV header: {text[:80]!r}")
     return fields
 
 
@@ -108,7 +153,7 @@ class _CsvReader:
 
     def _sniff_padding(self) -> int:
         counts: dict[int, int] = {}
-        with _open_text(self.src.path) as f:
+        with self.src.input.open_lines() as f:
             text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
             reader = csv.reader(text)
             next(reader, None)
@@ -134,26 +179,27 @@ class _CsvReader:
         return "skip"
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        path = self.src.path
+        name = self.src.name
         try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(
-                    column_names=self.columns, skip_rows=1, block_size=CSV_BLOCK
-                ),
-                parse_options=pacsv.ParseOptions(invalid_row_handler=self._on_invalid),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(self.columns, pa.string()),
-                    null_values=[""],
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,
-                ),
-            )
-            for batch in reader:
-                yield batch
-                yield from self._flush()
+            with self.src.input.open_stream() as stream:
+                reader = pacsv.open_csv(
+                    stream,  # type: ignore[arg-type]  # a NativeFile: the stubs omit it
+                    read_options=pacsv.ReadOptions(
+                        column_names=self.columns, skip_rows=1, block_size=CSV_BLOCK
+                    ),
+                    parse_options=pacsv.ParseOptions(invalid_row_handler=self._on_invalid),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=dict.fromkeys(self.columns, pa.string()),
+                        null_values=[""],
+                        strings_can_be_null=True,
+                        quoted_strings_can_be_null=True,
+                    ),
+                )
+                for batch in reader:
+                    yield batch
+                    yield from self._flush()
         except (pa.ArrowException, OSError, EOFError) as e:
-            raise BadSourceFile(f"{path.name}: unreadable CSV data: {e}") from None
+            raise BadSourceFile(f"{name}: unreadable CSV data: {e}") from None
         yield from self._flush()
         self._judge_bad_rows()
 
@@ -175,7 +221,7 @@ class _CsvReader:
         number = first.number if first.number is not None else self._line_number(first.text)
         where = f"line {number}" if number is not None else "a line"
         raise BadSourceFile(
-            f"{self.src.path.name}: {len(self.bad)} malformed CSV row(s); {where} has "
+            f"{self.src.name}: {len(self.bad)} malformed CSV row(s); {where} has "
             f"{first.actual_columns} fields where the header has {len(self.header)}: "
             f"{first.text[:120]!r}"
         )
@@ -183,7 +229,7 @@ class _CsvReader:
     def _line_number(self, text: str) -> int | None:
         """pyarrow's streaming reader does not know line numbers: find the line (error path)."""
         target = text.rstrip("\r").encode("utf-8")
-        with _open_text(self.src.path) as f:
+        with self.src.input.open_lines() as f:
             for number, line in enumerate(f, start=1):
                 if line.rstrip(b"\r\n") == target:
                     return number
@@ -192,7 +238,7 @@ class _CsvReader:
     def _is_cut_off_last_line(self, text: str) -> bool:
         """True when ``text`` is the file's final line and the file ends without a newline."""
         tail = b""
-        with _open_text(self.src.path) as f:
+        with self.src.input.open_lines() as f:
             while block := f.read(1 << 20):
                 tail = (tail + block)[-(1 << 16) :]
         if not tail or tail.endswith(b"\n"):

@@ -9,23 +9,26 @@ import pyarrow.csv as pacsv
 
 from pipeline.domain import catalog
 from pipeline.domain.errors import SchemaError
+from pipeline.extract.sources import RawInput
 
 
-def read_zones(path: Path) -> pa.Table:
-    table = pacsv.read_csv(
-        path,
-        convert_options=pacsv.ConvertOptions(
-            column_types={"LocationID": pa.int32()}, strings_can_be_null=True
-        ),
-    )
+def read_zones(where: RawInput | Path) -> pa.Table:
+    raw = where if isinstance(where, RawInput) else RawInput.local(where)
+    with raw.open_stream() as stream:
+        table = pacsv.read_csv(
+            stream,  # type: ignore[arg-type]  # a NativeFile: the stubs omit it
+            convert_options=pacsv.ConvertOptions(
+                column_types={"LocationID": pa.int32()}, strings_can_be_null=True
+            ),
+        )
     renamed = {}
     for name in table.column_names:
         canon = catalog.ZONES_COLUMNS.get(catalog.normalise_name(name))
         if canon is None:
-            raise SchemaError(f"{path.name}: unknown zone lookup column {name!r}")
+            raise SchemaError(f"{raw.name}: unknown zone lookup column {name!r}")
         renamed[name] = canon
     missing = set(catalog.ZONES_COLUMNS.values()) - set(renamed.values())
     if missing:
-        raise SchemaError(f"{path.name}: zone lookup lacks {sorted(missing)}")
+        raise SchemaError(f"{raw.name}: zone lookup lacks {sorted(missing)}")
     table = table.rename_columns([renamed[n] for n in table.column_names])
     return table.select(catalog.ZONES_SCHEMA.names).cast(catalog.ZONES_SCHEMA)

@@ -1,47 +1,65 @@
-"""The lake's copy on Google Cloud Storage, in the same layout as the local lake.
+"""The lake on Google Cloud Storage: ``[lake] root = "gs://bucket/prefix"``.
 
-``gs://{bucket}/{prefix}/clean/{color}/year=YYYY/month=MM/{part-0.parquet,_quality.json}``
+Reads go through pyarrow's ``GcsFileSystem`` (C++, range reads, the GIL released): the clean
+stage reads a raw parquet month row group by row group from it, as from a local file. Writes
+go through google-cloud-storage, in pieces whose size is known:
 
-Integrity: the client sends each object's crc32c and the server rejects a body that does not
-match it. A month counts as uploaded only if every object exists with the size and crc32c of
-the local file (one list request per month), so a partial, truncated, replaced or deleted
-object makes UploadGCS run again. luigi.contrib.gcs is not used: it is built on the old
-google-api-python-client, forces https (no emulator), and checks existence only.
+- an object is written as 8 MiB chunks, each one a single-request upload with its crc32c
+  (the server refuses a chunk whose bytes changed on the way), two in flight while the next
+  fills, then composed into the final name (32 pieces per compose request, repeated for larger
+  objects) and the chunks deleted. Memory stays at three chunks whatever the object's size,
+  the size of the stream need not be known (a clean month's parquet is not), a retry resends
+  one chunk, and the final object's crc32c is checked against the bytes written.
+- a marker (``*.manifest.json``, ``_quality.json``) is one small upload with
+  ``if_generation_match=0``: it is created only if no object has the name.
+
+Why not pyarrow's or gcsfs's output streams (a resumable upload of unknown size): measured
+here, fake-gcs-server stores such uploads corrupted (584 MB for 100 MB; fsouza/fake-gcs-server
+#2354), so no test could show that our writes are right, and a resumable session that dies
+with its process leaves nothing a sweep can see. Chunks + compose run at 55 MB/s against the
+emulator, a known-size resumable upload at 34 MB/s (benchmarks/README.md). gcsfs was also
+20x slower to read than pyarrow against the emulator.
 
 Credentials come by Google's standard routes only (Application Default Credentials,
-GOOGLE_APPLICATION_CREDENTIALS, or STORAGE_EMULATOR_HOST for an emulator); none are read from
-luigi.toml, so none can reach a log line.
+GOOGLE_APPLICATION_CREDENTIALS, or STORAGE_EMULATOR_HOST for an emulator); none are read
+from luigi.toml, so none can reach a log line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import functools
-import io
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import TypeVar
+from urllib.parse import urlsplit
 
+import pyarrow.fs as pafs
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from pipeline.domain import quality
 from pipeline.domain.errors import PipelineError
-from pipeline.domain.months import MonthKey
-from pipeline.domain.quality import QualityReport
-from pipeline.lake import local as lake
+from pipeline.lake.local import token_is_dead, writer_token
+from pipeline.lake.store import ObjectInfo, ObjectWriter
 from pipeline.util.gcp_retry import logged, why
 
 log = logging.getLogger(__name__)
 
-# (bytes sent, bytes total, bytes/s)
-UploadProgress = Callable[[int, int | None, float], None]
+CHUNK = 8 << 20  # bytes per uploaded piece (a multiple of 256 KiB, as GCS wants)
+IN_FLIGHT = 2  # pieces uploading while the next one fills
+COMPOSE_MAX = 32  # GCS composes at most 32 objects per request
+READ_RETRY_LIMIT = dt.timedelta(seconds=60)  # pyarrow's retries of a read, in all
 
-CHUNK = 8 << 20  # resumable upload chunk: also how often progress is reported
+T = TypeVar("T")
 
 
 @functools.cache
@@ -50,210 +68,330 @@ def storage_client(project: str | None) -> storage.Client:
     return storage.Client(project=project or None)
 
 
-crc32c_file = lake.crc32c_file
-
-
 def _retry(what: str) -> Retry:
-    """The storage client's own retry of 408/429/5xx and resets, logged (pipeline.gcp_retry).
-    Every call below is safe to repeat: reads, and uploads of the same bytes to the same
-    name, whose crc32c the server and then ``upload_month`` check."""
+    """The client's own retry of 408/429/5xx and resets, logged and bounded
+    (pipeline.util.gcp_retry). Each call below is safe to repeat: reads, uploads of the same
+    bytes to a name only this writer uses, and create-only markers (checked on 412)."""
     return logged(DEFAULT_RETRY, f"GCS {what}", log)
 
 
-@dataclass(frozen=True)
-class GcsLake:
-    bucket: str
-    prefix: str = "tlc"
-    project: str | None = None
+@functools.cache
+def arrow_filesystem(emulator: str | None, project: str | None) -> pafs.GcsFileSystem:
+    """pyarrow's GCS filesystem; anonymous, over http, when an emulator is named."""
+    if emulator:
+        parts = urlsplit(emulator if "://" in emulator else f"http://{emulator}")
+        return pafs.GcsFileSystem(
+            anonymous=True,
+            endpoint_override=parts.netloc,
+            scheme=parts.scheme or "http",
+            retry_time_limit=READ_RETRY_LIMIT,
+            project_id=project,
+        )
+    return pafs.GcsFileSystem(retry_time_limit=READ_RETRY_LIMIT, project_id=project)
 
-    def __post_init__(self) -> None:
-        if not self.bucket:
-            raise PipelineError("[gcs] bucket is not set: name the bucket in luigi.toml")
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """``gs://bucket/some/prefix`` -> (bucket, "some/prefix")."""
+    parts = urlsplit(uri)
+    if parts.scheme != "gs" or not parts.netloc:
+        raise PipelineError(f"[lake] root {uri!r}: expected gs://bucket/prefix")
+    return parts.netloc, parts.path.strip("/")
+
+
+class GcsStore:
+    """The lake in a bucket (``pipeline.lake.store.Store``)."""
+
+    def __init__(self, bucket: str, prefix: str = "", project: str | None = None):
+        self.bucket_name = bucket
+        self.prefix = prefix.strip("/")
+        self.project = project or None
+
+    def __repr__(self) -> str:
+        return f"GcsStore({self.root!r})"
 
     @property
     def client(self) -> storage.Client:
         return storage_client(self.project)
 
-    def month_prefix(self, key: MonthKey) -> str:
-        parts = [p for p in self.prefix.strip("/").split("/") if p]
-        return (
-            "/".join([*parts, "clean", key.color, f"year={key.year:04d}", f"month={key.month:02d}"])
-            + "/"
-        )
+    @property
+    def bucket(self) -> storage.Bucket:
+        return self.client.bucket(self.bucket_name)
 
-    def uri(self, key: MonthKey, name: str) -> str:
-        return f"gs://{self.bucket}/{self.month_prefix(key)}{name}"
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
 
-    def data_uris(self, key: MonthKey, report: QualityReport) -> list[str]:
-        """The month's parquet objects, as the report lists them (what BigQuery loads)."""
-        return [self.uri(key, f["name"]) for f in report["files"]]
+    def _rel(self, key: str) -> str:
+        return key[len(self.prefix) + 1 :] if self.prefix else key
 
-    # -- what should be there, and what is -------------------------------------------------
-    @staticmethod
-    def expected(clean_dir: Path) -> dict[str, tuple[int, str]]:
-        """name -> (size, crc32c) of every object a month needs, data files first."""
-        report = lake.read_quality(clean_dir)
-        out = {}
-        for f in report["files"]:
-            crc = f.get("crc32c") or crc32c_file(clean_dir / f["name"])
-            out[f["name"]] = (int(f["bytes"]), crc)
-        q = clean_dir / lake.QUALITY_FILE
-        out[lake.QUALITY_FILE] = (q.stat().st_size, crc32c_file(q))
-        return out
+    @property
+    def root(self) -> str:
+        return f"gs://{self.bucket_name}/{self.prefix}".rstrip("/")
 
-    def remote(self, key: MonthKey) -> dict[str, tuple[int, str]]:
-        prefix = self.month_prefix(key)
-        what = f"listing {key.label} in gs://{self.bucket}/{prefix}"
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        return arrow_filesystem(os.environ.get("STORAGE_EMULATOR_HOST") or None, self.project)
+
+    def path(self, name: str) -> str:
+        return f"{self.bucket_name}/{self.key(name)}"
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket_name}/{self.key(name)}"
+
+    def local_path(self, name: str) -> Path | None:
+        return None
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """One clear line for a call that failed after the client's retries."""
         try:
-            blobs = self.client.list_blobs(self.bucket, prefix=prefix, retry=_retry(what))
-            return {b.name[len(prefix) :]: (int(b.size), b.crc32c) for b in blobs}
-        except gexc.NotFound:
-            return {}
-        except gexc.GoogleAPICallError as e:
-            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
-
-    def month_complete(self, clean_dir: Path, key: MonthKey) -> bool:
-        remote = self.remote(key)
-        if not (clean_dir / lake.QUALITY_FILE).exists():
-            # The local lake was cleared; trust the bucket if its own quality file lists
-            # every data object with the sizes it recorded.
-            return self._remote_self_consistent(key, remote)
-        return all(remote.get(name) == want for name, want in self.expected(clean_dir).items())
-
-    def read_quality(self, key: MonthKey) -> QualityReport:
-        """The month's _quality.json as the bucket holds it."""
-        blob = self.client.bucket(self.bucket).blob(self.month_prefix(key) + lake.QUALITY_FILE)
-        uri = self.uri(key, lake.QUALITY_FILE)
-        what = f"read of {key.label} {uri}"
-        try:
-            return quality.parse(blob.download_as_bytes(retry=_retry(what)), uri)
-        except gexc.NotFound:
-            raise PipelineError(
-                f"GCS {self.uri(key, lake.QUALITY_FILE)} is missing: "
-                "run UploadGCS for the month first"
-            ) from None
-        except gexc.GoogleAPICallError as e:
-            # e.g. 403 when the account may not read the bucket: one line, not a traceback
-            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
-
-    def remove_month(self, key: MonthKey, dry_run: bool = False) -> list[str]:
-        """Delete the month's objects (to force a re-upload); return their URIs."""
-        prefix = self.month_prefix(key)
-        removed = []
-        for blob in self.client.list_blobs(self.bucket, prefix=prefix):
-            if not dry_run:
-                blob.delete()
-            removed.append(f"gs://{self.bucket}/{blob.name}")
-        return removed
-
-    def _remote_self_consistent(self, key: MonthKey, remote: dict[str, tuple[int, str]]) -> bool:
-        if lake.QUALITY_FILE not in remote:
-            return False
-        quality = self.read_quality(key)
-        return all(
-            f["name"] in remote
-            and remote[f["name"]][0] == int(f["bytes"])
-            and (not f.get("crc32c") or remote[f["name"]][1] == f["crc32c"])
-            for f in quality["files"]
-        )
-
-    # -- upload -----------------------------------------------------------------------------
-    def upload_month(
-        self, clean_dir: Path, key: MonthKey, progress: UploadProgress | None = None
-    ) -> list[str]:
-        """Upload what is missing or different; ``_quality.json`` last. Returns the URIs."""
-        want = self.expected(clean_dir)
-        have = self.remote(key)
-        todo = [name for name, spec in want.items() if have.get(name) != spec]
-        total = sum(want[n][0] for n in todo)
-        sent = 0
-        started = time.monotonic()
-        bucket = self.client.bucket(self.bucket)
-        for name in sorted(todo, key=lambda n: n == lake.QUALITY_FILE):
-            path = clean_dir / name
-            blob = bucket.blob(self.month_prefix(key) + name, chunk_size=CHUNK)
-            what = f"upload of {key.label} to gs://{self.bucket}/{blob.name}"
-            base = sent
-
-            def report(done: int, base: int = base) -> None:
-                if progress:
-                    elapsed = max(time.monotonic() - started, 1e-6)
-                    progress(base + done, total, (base + done) / elapsed)
-
-            try:
-                with open(path, "rb") as f:
-                    blob.upload_from_file(
-                        _Counting(f, report),
-                        size=want[name][0],
-                        checksum="crc32c",
-                        content_type="application/json"
-                        if name.endswith(".json")
-                        else "application/vnd.apache.parquet",
-                        # Explicit, although google-cloud-storage >= 3 retries uploads by
-                        # default: sending the same bytes to the same name again is safe (the
-                        # crc32c checks below refuse anything else), and each retry is logged.
-                        retry=_retry(what),
-                    )
-                blob.reload(retry=_retry(f"checking the {what}"))
-            except gexc.GoogleAPICallError as e:
-                raise PipelineError(f"GCS {what} failed: {why(e)}") from None
-            except google_crc32c_mismatch_errors() as e:
-                # DataCorruption: the object's crc32c is not the file's (bytes changed on the
-                # way, or a resent chunk stored twice). The client deletes what a resumable
-                # upload made; the next run uploads the object again.
+            return fn()
+        except gexc.NotFound as e:
+            if "bucket" in str(e).lower() and "does not exist" in str(e).lower():
                 raise PipelineError(
-                    f"GCS {what}: the bucket's crc32c does not match the file ({e})"
+                    f"GCS {what}: the bucket gs://{self.bucket_name} does not exist: create "
+                    "it (gcloud storage buckets create) or fix [lake] root"
                 ) from None
-            if (int(blob.size), blob.crc32c) != want[name]:
-                raise PipelineError(
-                    f"GCS gs://{self.bucket}/{blob.name}: stored size/crc32c "
-                    f"{blob.size}/{blob.crc32c} differ from {path} {want[name]}"
-                )
-            sent += want[name][0]
-            report(0)
-        log.info(
-            "%s: uploaded %d objects (%d bytes) to gs://%s/%s",
-            key.label,
-            len(todo),
-            total,
-            self.bucket,
-            self.month_prefix(key),
+            raise
+        except gexc.PreconditionFailed:
+            raise  # the caller's answer (a create-only write that lost)
+        except gexc.GoogleAPICallError as e:
+            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
+
+    def exists(self, name: str) -> bool:
+        what = f"check of {self.uri(name)}"
+        blob = self.bucket.blob(self.key(name))
+        return bool(self._call(what, lambda: blob.exists(retry=_retry(what))))
+
+    def read_bytes(self, name: str) -> bytes | None:
+        what = f"read of {self.uri(name)}"
+        blob = self.bucket.blob(self.key(name))
+        try:
+            return bytes(self._call(what, lambda: blob.download_as_bytes(retry=_retry(what))))
+        except gexc.NotFound:
+            return None
+
+    @contextlib.contextmanager
+    def writer(self, name: str) -> Iterator[ObjectWriter]:
+        uploader = _ChunkedUpload(self, name)
+        out = ObjectWriter(uploader)
+        try:
+            yield out
+            blob = uploader.finish()
+        except BaseException:
+            uploader.abort()
+            raise
+        if blob.crc32c != out.crc32c or int(blob.size or 0) != out.size:
+            self.delete([name])
+            raise PipelineError(
+                f"GCS {self.uri(name)}: stored size/crc32c {blob.size}/{blob.crc32c} differ "
+                f"from the {out.size} bytes written ({out.crc32c}); deleted it"
+            )
+
+    def create_only(self, name: str, data: bytes, metadata: Mapping[str, str]) -> bool:
+        what = f"create-only write of {self.uri(name)}"
+        blob = self.bucket.blob(self.key(name))
+        blob.metadata = dict(metadata)
+        try:
+            self._call(
+                what,
+                lambda: blob.upload_from_string(
+                    data,
+                    content_type="application/json",
+                    if_generation_match=0,
+                    checksum="crc32c",
+                    retry=_retry(what),
+                ),
+            )
+            return True
+        except gexc.PreconditionFailed:
+            # Someone's object has the name, or ours does: a retried request whose first
+            # try landed gets 412 too. Ours is the one with our bytes (markers name the
+            # writer's token).
+            return self.read_bytes(name) == data
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        what = f"listing of {self.uri(prefix)}"
+
+        def run() -> list[ObjectInfo]:
+            blobs = self.client.list_blobs(
+                self.bucket_name, prefix=self.key(prefix), retry=_retry(what)
+            )
+            return [
+                ObjectInfo(self._rel(b.name), int(b.size or 0), b.updated, dict(b.metadata or {}))
+                for b in blobs
+            ]
+
+        return self._call(what, run)
+
+    def delete(self, names: Sequence[str]) -> None:
+        for name in names:
+            what = f"delete of {self.uri(name)}"
+            blob = self.bucket.blob(self.key(name))
+
+            def run(blob: storage.Blob = blob, what: str = what) -> None:
+                blob.delete(retry=_retry(what))
+
+            with contextlib.suppress(gexc.NotFound):
+                self._call(what, run)
+
+    def sweep_temporaries(self, prefix: str, older_than: dt.timedelta) -> list[str]:
+        folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        stem = prefix.rsplit("/", 1)[-1]
+        cutoff = dt.datetime.now(dt.UTC) - older_than
+        stale = []
+        for info in self.list_objects(folder):
+            base = info.name[len(folder) :]
+            if "/" in base or not base.startswith(f".{stem}") or ".tmp-" not in base:
+                continue
+            token = base.rsplit(".tmp-", 1)[1].split(".", 1)[0]
+            if token_is_dead(token) or info.updated < cutoff:
+                stale.append(info.name)
+        self.delete(stale)
+        return stale
+
+    @contextlib.contextmanager
+    def local_copies(self, names: Sequence[str]) -> Iterator[list[Path]]:
+        """Copies in a temporary folder (TMPDIR), removed afterwards; a killed process's
+        folder is removed by the next copy on the host."""
+        scratch = Path(tempfile.gettempdir())
+        for old in scratch.glob("tlc-lake-*"):
+            if token_is_dead(old.name.removeprefix("tlc-lake-")):
+                shutil.rmtree(old, ignore_errors=True)
+        folder = scratch / f"tlc-lake-{writer_token()}"
+        folder.mkdir()
+        try:
+            paths = []
+            for name in names:  # a month's objects have distinct names; the sinks match them
+                local = folder / name.rsplit("/", 1)[-1]
+                self.download(name, local)
+                paths.append(local)
+            yield paths
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def download(self, name: str, dest: Path) -> None:
+        try:
+            with self.filesystem.open_input_stream(self.path(name)) as src, open(dest, "wb") as f:
+                while block := src.read(CHUNK):
+                    f.write(block)
+        except OSError as e:
+            raise PipelineError(f"GCS read of {self.uri(name)} to {dest} failed: {e}") from None
+
+
+class _ChunkedUpload:
+    """The sink behind a GcsStore writer: 8 MiB pieces, uploaded while the next fills, then
+    composed into the object. Pieces are named ``.{name}.tmp-{token}.{n}`` beside the object,
+    where a sweep finds them if the process dies."""
+
+    def __init__(self, store: GcsStore, name: str):
+        self.store, self.name = store, name
+        folder, _, base = name.rpartition("/")
+        stem = f".{base}.tmp-{writer_token()}"
+        self._piece_stem = f"{folder}/{stem}" if folder else stem
+        self._buffer = bytearray()
+        self._pieces: list[str] = []
+        self._uploads: list[Future[None]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        while len(self._buffer) >= CHUNK:
+            piece = bytes(self._buffer[:CHUNK])
+            del self._buffer[:CHUNK]
+            self._submit(piece)
+        return len(data)
+
+    def _submit(self, data: bytes) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="gcs-upload")
+        name = f"{self._piece_stem}.{len(self._pieces):05d}"
+        self._pieces.append(name)
+        # Wait for the oldest upload when IN_FLIGHT are running: memory stays bounded.
+        pending = [f for f in self._uploads if not f.done()]
+        if len(pending) >= IN_FLIGHT:
+            pending[0].result()
+        for f in self._uploads:
+            if f.done():
+                f.result()  # an upload's error surfaces at the next write
+        self._uploads.append(self._pool.submit(self._upload, name, data))
+
+    def _upload(self, name: str, data: bytes) -> None:
+        what = f"upload of {self.store.uri(name)}"
+        blob = self.store.bucket.blob(self.store.key(name))
+        self.store._call(
+            what,
+            lambda: blob.upload_from_string(
+                data,
+                content_type="application/octet-stream",
+                checksum="crc32c",
+                retry=_retry(what),
+            ),
         )
-        return [self.uri(key, n) for n in want]
+
+    def finish(self) -> storage.Blob:
+        store = self.store
+        final = store.bucket.blob(store.key(self.name))
+        what = f"upload of {store.uri(self.name)}"
+        if not self._pieces:  # small: one request, no pieces
+            data = bytes(self._buffer)
+            store._call(
+                what,
+                lambda: final.upload_from_string(
+                    data, content_type=_content_type(self.name), checksum="crc32c",
+                    retry=_retry(what),
+                ),
+            )  # fmt: skip
+            return final
+        if self._buffer:
+            self._submit(bytes(self._buffer))
+            self._buffer = bytearray()
+        for f in self._uploads:
+            f.result()
+        self._shutdown()
+        sources = list(self._pieces)
+        step = 0
+        while len(sources) > COMPOSE_MAX:
+            target = f"{self._piece_stem}.c{step:03d}"
+            self._compose(sources[:COMPOSE_MAX], target)
+            self._pieces.append(target)
+            sources = [target, *sources[COMPOSE_MAX:]]
+            step += 1
+        self._compose(sources, self.name)
+        store.delete(self._pieces)
+        final.reload(retry=_retry(f"check of {store.uri(self.name)}"))
+        return final
+
+    def _compose(self, sources: list[str], target: str) -> None:
+        store = self.store
+        what = f"compose of {store.uri(target)}"
+        blob = store.bucket.blob(store.key(target))
+        blob.content_type = _content_type(target)
+        parts = [store.bucket.blob(store.key(s)) for s in sources]
+        store._call(what, lambda: blob.compose(parts, retry=_retry(what)))
+
+    def abort(self) -> None:
+        """Best effort: the pieces uploaded so far go (a sweep takes what this misses)."""
+        for f in self._uploads:
+            f.cancel()
+        self._shutdown()
+        try:
+            self.store.delete(self._pieces)
+        except (PipelineError, gexc.GoogleAPICallError) as e:
+            log.warning("could not delete the pieces of %s: %s", self.store.uri(self.name), e)
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
-def google_crc32c_mismatch_errors() -> tuple[type[BaseException], ...]:
-    """The exception the resumable-upload library raises when the server's checksum differs."""
-    try:
-        from google.resumable_media import DataCorruption
-
-        return (DataCorruption,)
-    except ImportError:  # pragma: no cover - depends on the client's version
-        return ()
-
-
-class _Counting(io.RawIOBase):
-    """A read-only file wrapper that reports how many bytes the client has read."""
-
-    def __init__(self, f: BinaryIO, report: Callable[[int], None]):
-        self._f, self._report, self._done = f, report, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._f.read(size)
-        self._done += len(data)
-        self._report(self._done)
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        pos = self._f.seek(offset, whence)
-        self._done = pos
-        return pos
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def seekable(self) -> bool:
-        return True
+def _content_type(name: str) -> str:
+    if name.endswith(".json"):
+        return "application/json"
+    if name.endswith(".parquet"):
+        return "application/vnd.apache.parquet"
+    if name.endswith(".gz"):
+        return "application/gzip"
+    if name.endswith(".csv"):
+        return "text/csv"
+    return "application/octet-stream"

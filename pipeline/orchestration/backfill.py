@@ -4,7 +4,7 @@ A 10-year backfill of four colours is 480 months. Asking each month's targets wh
 are complete means 480 times (sinks) marker reads, which is a DuckDB open, a Postgres connection
 or a BigQuery request each time. Instead, each sink lists all its load markers once
 (``loaded_months``), and each month's ledger row is compared with its ``_quality.json`` in the
-lake, as the month's own target would do (``LoadRecord.matches``).
+lake, as the month's own target would do (``LoadRecord.matches``), read in bulk.
 
 luigi.tools.range is not used. RangeMonthly wants a task with a single MonthParameter, but
 ours take ``--year``/``--month``, as the card's command does. Its ``months_back`` default of
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pipeline.domain import catalog, months
 from pipeline.domain.errors import BadParameter
 from pipeline.domain.months import MonthKey
-from pipeline.lake import local as lake
+from pipeline.lake.lake import Lake
 from pipeline.sinks.base import Sink
 
 
@@ -44,16 +44,15 @@ def wanted(
     ]
 
 
-def complete_months(
-    keys: Iterable[MonthKey], sinks: Sequence[Sink], the_lake: lake.Lake
-) -> set[MonthKey]:
-    """The months of ``keys`` that every sink has loaded from the lake's clean data."""
+def complete_months(keys: Iterable[MonthKey], sinks: Sequence[Sink], lake: Lake) -> set[MonthKey]:
+    """The months of ``keys`` that every sink has loaded from the lake's clean data: one
+    ledger query per sink, and the lake's quality reports in bulk (one listing per colour on
+    GCS, whose marker objects carry their digest)."""
     ledgers = [s.loaded_months() for s in sinks]
-    done: set[MonthKey] = set()
-    for key in keys:
-        if not all(key in ledger for ledger in ledgers):
-            continue
-        report = lake.quality_if_present(the_lake.quality_path(key))
-        if all(ledger[key].matches(report) for ledger in ledgers):
-            done.add(key)
-    return done
+    candidates = [k for k in keys if all(k in ledger for ledger in ledgers)]
+    digests = lake.quality_digests(candidates)
+    return {
+        key
+        for key in candidates
+        if all(ledger[key].matches_digest(digests.get(key)) for ledger in ledgers)
+    }

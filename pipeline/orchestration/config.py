@@ -15,13 +15,13 @@ from pipeline.domain import catalog
 from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.extract.download import RetryPolicy
-from pipeline.lake.local import Lake
+from pipeline.lake.lake import Lake, open_lake
 from pipeline.sinks.base import Sink
 from pipeline.sinks.duckdb import DuckDBWarehouse
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 
 if TYPE_CHECKING:
-    from pipeline.lake.gcs import GcsLake
+    from pipeline.lake.gcs_copy import GcsCopy
     from pipeline.sinks.bigquery import BigQueryWarehouse
 
 
@@ -94,10 +94,20 @@ class source(luigi.Config):
 
 
 class lake(luigi.Config):
-    root = luigi.Parameter(default="data/lake", description="local folder of the data lake")
+    root = luigi.Parameter(
+        default="data/lake", description="the data lake: a local folder or gs://bucket/prefix"
+    )
+    orphan_age = luigi.FloatParameter(
+        default=3600.0,
+        description="seconds after which unpublished data of a writer on another host is swept",
+    )
 
     def get(self) -> Lake:
-        return Lake(Path(self.root))
+        # A bucket's billing project is [gcs] project's (empty: from the credentials).
+        return open_lake(self.root, gcs().project or None, self.orphan_age)
+
+    def on_gcs(self) -> bool:
+        return self.root.startswith("gs://")
 
 
 class duckdb(luigi.Config):
@@ -146,17 +156,18 @@ class postgres(luigi.Config):
 
 
 class gcs(luigi.Config):
-    """The lake's copy on GCS. Credentials: Application Default Credentials,
+    """UploadGCS's copy of a local lake's clean months, for BigQuery (unused when [lake] root
+    is itself on GCS). Credentials: Application Default Credentials,
     GOOGLE_APPLICATION_CREDENTIALS, or STORAGE_EMULATOR_HOST for an emulator; never here."""
 
     bucket = luigi.Parameter(default="", description="bucket name, without gs://")
     prefix = luigi.Parameter(default="tlc", description="folder inside the bucket")
     project = luigi.Parameter(default="", description="billing project; empty: from ADC")
 
-    def get(self) -> GcsLake:
-        from pipeline.lake.gcs import GcsLake  # the google clients load only where they are used
+    def get(self) -> GcsCopy:
+        from pipeline.lake.gcs_copy import GcsCopy  # the google clients load only where used
 
-        return GcsLake(self.bucket, self.prefix, self.project or None)
+        return GcsCopy(self.bucket, self.prefix, self.project or None)
 
 
 class bigquery(luigi.Config):

@@ -1,23 +1,65 @@
-"""Loading what the lake holds into a sink: the one place the stages meet a warehouse.
+"""What each task does, as plain functions of the lake, the configuration and a sink: the
+one place the stages meet (the tasks stay thin; the stages know nothing of each other).
 
-The clean stage knows nothing of warehouses and the lake drives none (``GcsLake`` uploads;
-it does not load): a load task reads the month's quality report from the lake, hands the
-files it lists to the sink, and logs the month's one-line summary.
+The clean stage knows nothing of warehouses and the lake drives none: a load reads the
+month's quality report from the lake, hands the files it lists to the sink, and logs the
+month's one-line summary.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
+
+import requests
 
 from pipeline.domain import quality
+from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import QualityReport
+from pipeline.extract import download
+from pipeline.extract.download import ProgressFn, RetryPolicy
+from pipeline.extract.sources import RawInput, open_source
 from pipeline.extract.zones import read_zones
-from pipeline.lake import local as lake
+from pipeline.lake.lake import Lake, RawFile
 from pipeline.sinks.base import CopyProgress, LoadRecord, Sink
+from pipeline.transform import clean
+from pipeline.transform.clean import CleanProgress
 
 log = logging.getLogger("pipeline.load")
+
+
+def download_file(
+    url: str,
+    lake: Lake,
+    raw_name: str,
+    kind: str,
+    policy: RetryPolicy,
+    progress: ProgressFn | None = None,
+    session: requests.Session | None = None,
+) -> RawFile:
+    """DownloadMonth and DownloadZones: the source's file, streamed into the lake."""
+    return download.download(
+        url, lake, raw_name, kind, policy=policy, progress=progress, session=session
+    )
+
+
+def raw_input(lake: Lake, raw_name: str) -> tuple[RawInput, RawFile]:
+    """The published raw file, to read, named as the TLC names it."""
+    raw = lake.raw(raw_name)
+    if raw is None:
+        raise FileNotFoundError(f"{lake.uri(raw_name)}: not downloaded into the lake")
+    store = lake.store
+    return RawInput(store.filesystem, store.path(raw.name), raw_name.rsplit("/", 1)[-1]), raw
+
+
+def clean_month(
+    lake: Lake, key: MonthKey, kind: str, progress: CleanProgress | None = None
+) -> QualityReport:
+    """CleanParquet: the month's raw file in the lake -> its clean month in the lake."""
+    where, raw = raw_input(lake, lake.raw_name(key, kind))
+    return clean.clean_month(
+        open_source(where, kind), key, lake, source_manifest=raw.manifest, progress=progress
+    )
 
 
 def load_files(
@@ -39,16 +81,21 @@ def load_files(
     return record
 
 
-def load_clean_month(
-    clean_dir: Path, sink: Sink, sink_name: str, progress: CopyProgress | None = None
+def load_month(
+    lake: Lake, key: MonthKey, sink: Sink, sink_name: str, progress: CopyProgress | None = None
 ) -> LoadRecord:
-    """Load a published clean month of the local lake."""
-    report = lake.read_quality(clean_dir)
-    files = [str(clean_dir / f["name"]) for f in report["files"]]
-    return load_files(sink, sink_name, report, files, progress)
+    """LoadDuckDB and LoadPostgres (and LoadBigQuery from a lake on GCS): the published clean
+    month into ``sink``. BigQuery reads the lake's objects itself; DuckDB and PostgreSQL's
+    COPY read local files: the lake's own, or a temporary copy of a bucket's."""
+    report = lake.read_quality(key)
+    if sink_name == "bigquery":
+        uris = [lake.uri(n) for n in lake.clean_files(key, report)]
+        return load_files(sink, sink_name, report, uris, progress)
+    with lake.local_clean_files(key, report) as paths:
+        return load_files(sink, sink_name, report, [str(p) for p in paths], progress)
 
 
-def load_zones(path: Path, sink: Sink) -> LoadRecord:
-    """The zone lookup the lake holds, with the sha256 its download recorded."""
-    sha256 = str(lake.read_json(lake.manifest_path(path))["sha256"])
-    return sink.load_zones(read_zones(path), sha256)
+def load_zones(lake: Lake, sink: Sink) -> LoadRecord:
+    """LoadZones: the zone lookup the lake holds, with the sha256 its download recorded."""
+    where, raw = raw_input(lake, lake.zones_name())
+    return sink.load_zones(read_zones(where), str(raw.manifest["sha256"]))

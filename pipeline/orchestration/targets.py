@@ -1,54 +1,85 @@
-"""Luigi targets for the loads and the GCS copy: a load is complete when its ledger row says
-so, and says it is of the clean month at hand."""
+"""Luigi targets, one per kind of store (as in luigi.contrib), the same on a folder lake and
+a bucket lake: a lake stage is complete when its marker is published, a load when its
+ledger row says so, and says it is of the clean month at hand."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import luigi
 
 from pipeline.domain.months import MonthKey
-from pipeline.lake import local as lake
+from pipeline.lake.lake import Lake
 from pipeline.sinks.base import Sink
 
 if TYPE_CHECKING:
-    from pipeline.lake.gcs import GcsLake
+    from pipeline.lake.gcs_copy import GcsCopy
+
+
+class RawFileTarget(luigi.Target):
+    """Exists when the lake has published the raw file ``raw_name`` (its manifest, which is
+    written last, names its data)."""
+
+    def __init__(self, lake: Lake, raw_name: str):
+        self.lake, self.raw_name = lake, raw_name
+
+    @property
+    def path(self) -> str:
+        return self.lake.uri(self.raw_name)
+
+    def exists(self) -> bool:
+        return self.lake.raw(self.raw_name) is not None
+
+
+class CleanMonthTarget(luigi.Target):
+    """Exists when the lake has published the clean month (its ``_quality.json``, written
+    last, lists its parts)."""
+
+    def __init__(self, lake: Lake, key: MonthKey):
+        self.lake, self.key = lake, key
+
+    @property
+    def path(self) -> str:
+        return self.lake.uri(self.lake.quality_name(self.key))
+
+    def exists(self) -> bool:
+        return self.lake.store.exists(self.lake.quality_name(self.key))
 
 
 class MonthLoadedTarget(luigi.Target):
-    """Exists when ``sink``'s ledger has the month, loaded from the clean month whose quality
-    report is at ``quality_path`` (when the lake still has it)."""
+    """Exists when ``sink``'s ledger has the month, loaded from the clean month the lake
+    holds (when the lake still has it)."""
 
-    def __init__(self, sink: Sink, key: MonthKey, quality_path: Path):
-        self.sink, self.key, self.quality_path = sink, key, quality_path
+    def __init__(self, sink: Sink, key: MonthKey, lake: Lake):
+        self.sink, self.key, self.lake = sink, key, lake
 
     def exists(self) -> bool:
         record = self.sink.loaded(self.key)
-        return record is not None and record.matches(lake.quality_if_present(self.quality_path))
+        return record is not None and record.matches(self.lake.quality(self.key))
 
 
 class ZonesLoadedTarget(luigi.Target):
     """Exists when ``sink``'s ledger has the zones, from the lookup the lake holds."""
 
-    def __init__(self, sink: Sink, raw_manifest: Path):
-        self.sink, self.raw_manifest = sink, raw_manifest
+    def __init__(self, sink: Sink, lake: Lake):
+        self.sink, self.lake = sink, lake
 
     def exists(self) -> bool:
         record = self.sink.zones_loaded()
         if record is None:
             return False
-        if not self.raw_manifest.exists():
-            return True
-        return record.source_sha256 == lake.read_json(self.raw_manifest)["sha256"]
+        raw = self.lake.raw(self.lake.zones_name())
+        return raw is None or record.source_sha256 == raw.manifest.get("sha256")
 
 
 class GcsMonthTarget(luigi.Target):
-    """Exists when every object of the month is in the bucket with the local file's size and
-    crc32c (one list request)."""
+    """Exists when every object of the local lake's clean month is in UploadGCS's bucket
+    with the local file's size and crc32c (one list request)."""
 
-    def __init__(self, gcs: GcsLake, clean_dir: Path, key: MonthKey):
-        self.gcs, self.clean_dir, self.key = gcs, clean_dir, key
+    def __init__(self, copy: GcsCopy, lake: Lake, key: MonthKey):
+        self.copy, self.lake, self.key = copy, lake, key
 
     def exists(self) -> bool:
-        return self.gcs.month_complete(self.clean_dir, self.key)
+        folder = self.lake.store.local_path(self.lake.clean_prefix(self.key))
+        assert folder is not None, "UploadGCS copies a local lake"
+        return self.copy.month_complete(folder, self.key)

@@ -4,21 +4,27 @@ DownloadMonth -> CleanParquet -> LoadDuckDB                <- LoadZones(sink=duc
                               -> LoadPostgres              <- LoadZones(sink=postgres)
                               -> UploadGCS -> LoadBigQuery <- LoadZones(sink=bigquery)
 LoadZones <- DownloadZones
+
+With the lake on GCS (``[lake] root = "gs://..."``) LoadBigQuery loads the lake's own
+objects, and UploadGCS has nothing to copy: it is complete when CleanParquet is.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import luigi
 
 from pipeline.domain import catalog
 from pipeline.domain.months import MonthKey
 from pipeline.extract import download
-from pipeline.lake import local as lake
+from pipeline.lake.lake import Lake
 from pipeline.orchestration import backfill, config, loading, logs, preflight
-from pipeline.orchestration.targets import GcsMonthTarget, MonthLoadedTarget, ZonesLoadedTarget
-from pipeline.transform import clean
+from pipeline.orchestration.targets import (
+    CleanMonthTarget,
+    GcsMonthTarget,
+    MonthLoadedTarget,
+    RawFileTarget,
+    ZonesLoadedTarget,
+)
 
 # A Luigi event of ours: MonthPublished found the month not published (a 403/404), as opposed
 # to not being able to tell (Luigi reports both as DEPENDENCY_MISSING). tlc-cron listens.
@@ -70,8 +76,8 @@ class MonthTask(PipelineTask):
         return {"color": self.color, "year": self.year, "month": self.month}
 
     @property
-    def clean_dir(self) -> Path:
-        return config.lake().get().clean_dir(self.key)
+    def lake(self) -> Lake:
+        return config.lake().get()
 
     def report(self, message: str, done: int = 0, total: int | None = None) -> None:
         """Progress for luigid's visualizer. Luigi attaches the callbacks only while the task
@@ -104,7 +110,7 @@ class MonthPublished(MonthTask, luigi.ExternalTask):
 
     def complete(self) -> bool:
         src = config.source()
-        if config.lake().get().raw_path(self.key, src.format).exists():
+        if RawFileTarget(self.lake, self.lake.raw_name(self.key, src.format)).exists():
             return True
         published = download.is_published(src.url(self.key), src.policy())
         if not published:
@@ -113,58 +119,50 @@ class MonthPublished(MonthTask, luigi.ExternalTask):
 
 
 class DownloadMonth(MonthTask):
-    """Fetch the month's source file into {lake}/raw/{color}/ (atomic, verified, manifest)."""
+    """Stream the month's source file into {lake}/raw/{color}/ (verified; its manifest,
+    written last and create-only, publishes it)."""
 
     resources = {"downloads": 1}
 
     def requires(self) -> MonthPublished:
         return MonthPublished(**self.month_args)
 
-    def output(self) -> luigi.LocalTarget:
-        fmt = config.source().format
-        return luigi.LocalTarget(config.lake().get().raw_path(self.key, fmt))
+    def output(self) -> RawFileTarget:
+        return RawFileTarget(self.lake, self.lake.raw_name(self.key, config.source().format))
 
     def run(self) -> None:
         src = config.source()
-        download.download(
-            src.url(self.key),
-            Path(self.output().path),
-            src.format,
-            policy=src.policy(),
-            progress=self.report_bytes,
+        raw_name = self.lake.raw_name(self.key, src.format)
+        loading.download_file(
+            src.url(self.key), self.lake, raw_name, src.format, src.policy(), self.report_bytes
         )
 
 
 class CleanParquet(MonthTask):
-    """Raw month -> canonical parquet + _quality.json in {lake}/clean/{color}/year=/month=/."""
+    """Raw month -> canonical parquet + _quality.json in {lake}/clean/{color}/year=/month=/
+    (the report, written last and create-only, publishes the month)."""
 
     def requires(self) -> DownloadMonth:
         return DownloadMonth(**self.month_args)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(self.clean_dir / lake.QUALITY_FILE)
+    def output(self) -> CleanMonthTarget:
+        return CleanMonthTarget(self.lake, self.key)
 
     def run(self) -> None:
-        raw = Path(self.input().path)
-        clean.clean_month(
-            raw,
-            config.source().format,
-            self.key,
-            self.clean_dir,
-            source_manifest=lake.read_manifest(raw),
-            progress=self.report_rows,
-        )
+        loading.clean_month(self.lake, self.key, config.source().format, self.report_rows)
 
 
 class DownloadZones(PipelineTask):
     """The TLC taxi zone lookup CSV, into {lake}/raw/zones/."""
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(config.lake().get().zones_path())
+    def output(self) -> RawFileTarget:
+        the_lake = config.lake().get()
+        return RawFileTarget(the_lake, the_lake.zones_name())
 
     def run(self) -> None:
         src = config.source()
-        download.download(src.zones_url, Path(self.output().path), "csv", policy=src.policy())
+        the_lake = config.lake().get()
+        loading.download_file(src.zones_url, the_lake, the_lake.zones_name(), "csv", src.policy())
 
 
 class LoadZones(PipelineTask):
@@ -178,11 +176,10 @@ class LoadZones(PipelineTask):
         return DownloadZones()
 
     def output(self) -> ZonesLoadedTarget:
-        raw = Path(self.input().path)
-        return ZonesLoadedTarget(config.sink(self.sink), lake.manifest_path(raw))
+        return ZonesLoadedTarget(config.sink(self.sink), config.lake().get())
 
     def run(self) -> None:
-        loading.load_zones(Path(self.input().path), config.sink(self.sink))
+        loading.load_zones(config.lake().get(), config.sink(self.sink))
 
 
 class _LoadMonth(MonthTask):
@@ -194,14 +191,12 @@ class _LoadMonth(MonthTask):
         return {"clean": CleanParquet(**self.month_args), "zones": LoadZones(sink=self.sink_name)}
 
     def output(self) -> MonthLoadedTarget:
-        return MonthLoadedTarget(
-            config.sink(self.sink_name), self.key, self.clean_dir / lake.QUALITY_FILE
-        )
+        return MonthLoadedTarget(config.sink(self.sink_name), self.key, self.lake)
 
     def run(self) -> None:
         self.report(f"loading into {self.sink_name}")
-        loading.load_clean_month(
-            self.clean_dir, config.sink(self.sink_name), self.sink_name, self.report_copy
+        loading.load_month(
+            self.lake, self.key, config.sink(self.sink_name), self.sink_name, self.report_copy
         )
 
 
@@ -220,33 +215,46 @@ class LoadPostgres(_LoadMonth):
 
 
 class UploadGCS(MonthTask):
-    """The clean month and its _quality.json, to gs://{bucket}/{prefix}/clean/... (crc32c)."""
+    """The local lake's clean month and its _quality.json, to gs://{bucket}/{prefix}/clean/...
+    (crc32c-checked). With the lake on GCS there is nothing to copy: its output is the
+    clean month itself."""
 
     def requires(self) -> CleanParquet:
         return CleanParquet(**self.month_args)
 
-    def output(self) -> GcsMonthTarget:
-        return GcsMonthTarget(config.gcs().get(), self.clean_dir, self.key)
+    def output(self) -> GcsMonthTarget | CleanMonthTarget:
+        if config.lake().on_gcs():
+            return CleanMonthTarget(self.lake, self.key)
+        return GcsMonthTarget(config.gcs().get(), self.lake, self.key)
 
     def run(self) -> None:
-        config.gcs().get().upload_month(self.clean_dir, self.key, progress=self.report_bytes)
+        if config.lake().on_gcs():
+            return  # complete as soon as CleanParquet is
+        folder = self.lake.store.local_path(self.lake.clean_prefix(self.key))
+        assert folder is not None
+        config.gcs().get().upload_month(folder, self.key, progress=self.report_bytes)
 
 
 class LoadBigQuery(_LoadMonth):
-    """The month in {dataset}.{color}_trips (MONTH-partitioned), from its objects on GCS, as
-    the bucket's own _quality.json lists them."""
+    """The month in {dataset}.{color}_trips (MONTH-partitioned), from its objects on GCS as
+    their _quality.json lists them: the lake's own when the lake is on GCS, else UploadGCS's
+    copy."""
 
     sink_name = "bigquery"
 
     def requires(self) -> dict[str, luigi.Task]:
-        return {"gcs": UploadGCS(**self.month_args), "zones": LoadZones(sink=self.sink_name)}
+        month = CleanParquet if config.lake().on_gcs() else UploadGCS
+        return {"clean": month(**self.month_args), "zones": LoadZones(sink=self.sink_name)}
 
     def run(self) -> None:
         self.report("loading into BigQuery")
-        gcs = config.gcs().get()
-        report = gcs.read_quality(self.key)
         sink = config.sink(self.sink_name)
-        uris = gcs.data_uris(self.key, report)
+        if config.lake().on_gcs():
+            loading.load_month(self.lake, self.key, sink, self.sink_name, self.report_copy)
+            return
+        copy = config.gcs().get()
+        report = copy.read_quality(self.key)
+        uris = copy.data_uris(self.key, report)
         loading.load_files(sink, self.sink_name, report, uris, self.report_copy)
 
 
@@ -277,7 +285,8 @@ class Backfill(PipelineTask, luigi.WrapperTask):
     def requires(self) -> list[IngestMonth]:
         keys = backfill.wanted(backfill.parse_colors(self.colors), self.start, self.end)
         names = config.pipeline().sink_names()
-        done = backfill.complete_months(keys, [config.sink(n) for n in names], config.lake().get())
+        the_lake = config.lake().get()
+        done = backfill.complete_months(keys, [config.sink(n) for n in names], the_lake)
         return [
             IngestMonth(color=k.color, year=k.year, month=k.month) for k in keys if k not in done
         ]

@@ -24,7 +24,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
@@ -32,6 +32,9 @@ from pipeline.domain import quality
 from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import QualityReport
 from pipeline.domain.version import VERSION
+
+if TYPE_CHECKING:
+    from pipeline.lake.lake import Digest
 
 LEDGER_TABLE = "_pipeline_loads"
 MONTH, ZONES = "month", "zones"
@@ -158,6 +161,13 @@ class LoadRecord:
             return True
         return self.rows_out == report["rows_out"] and self.clean_sha256 == quality.clean_sha256(
             report
+        )
+
+    def matches_digest(self, digest: Digest | None) -> bool:
+        """``matches`` for a report's digest (rows out and clean files), None: no report."""
+        return digest is None or (self.rows_out, self.clean_sha256) == (
+            digest.rows_out,
+            digest.clean_sha256,
         )
 
 

@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
@@ -26,8 +25,9 @@ from pipeline.domain.errors import BadSourceFile
 from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import QualityReport, SourceManifest
 from pipeline.domain.version import VERSION
-from pipeline.extract.sources import open_source
-from pipeline.lake import local as lake
+from pipeline.extract.sources import RawSource
+from pipeline.lake.lake import Lake
+from pipeline.lake.store import ObjectWriter
 from pipeline.transform import rules as transform
 from pipeline.util.failpoints import failpoint
 
@@ -43,98 +43,97 @@ CleanProgress = Callable[[int], None]
 
 
 def clean_month(
-    raw_path: Path,
-    kind: str,
+    source: RawSource,
     key: MonthKey,
-    out_dir: Path,
+    lake: Lake,
     *,
     source_manifest: SourceManifest | None = None,
     progress: CleanProgress | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> QualityReport:
-    """Write ``out_dir`` (published atomically) and return the quality report it contains."""
+    """Clean ``source`` into the lake as ``key``'s month, publish it (its ``_quality.json``,
+    create-only, last) and return the report that stands: ours, or that of another worker
+    that published the month first."""
     color, year, month = key.color, key.year, key.month
     started = time.monotonic()
-    name = raw_path.name
-    src = open_source(raw_path, kind)
-    plan = transform.plan_columns(color, src.names, name)
+    name = source.name
+    plan = transform.plan_columns(color, source.names, name)
     schema = catalog.arrow_schema(color)
 
     rows_read = 0
     dropped = dict.fromkeys(transform.RULES, 0)
     nulls = dict.fromkeys(schema.names, 0)
     rows_out = 0
-    try:
-        with lake.atomic_dir(out_dir) as tmp:
-            part = tmp / lake.CLEAN_FILE
-            pending: list[pa.RecordBatch] = []
-            pending_rows = 0
-            with _ThreadedWriter(part, schema) as writer:
-                for batch in src.batches(batch_rows):
-                    rows_read += batch.num_rows
-                    norm = transform.normalise_batch(batch, plan, name)
-                    kept, counts = transform.apply_rules(norm, year, month)
-                    for rule, n in counts.items():
-                        dropped[rule] += n
-                    for col_name, column in zip(kept.schema.names, kept.columns, strict=True):
-                        nulls[col_name] += column.null_count
-                    rows_out += kept.num_rows
-                    pending.append(kept)
-                    pending_rows += kept.num_rows
-                    if pending_rows >= ROW_GROUP_ROWS:
-                        writer.write_table(pa.Table.from_batches(pending, schema))
-                        pending, pending_rows = [], 0
-                    if progress:
-                        progress(rows_read)
-                    failpoint("clean.writing")
-                if pending:
+    part = lake.new_clean_object(key)
+    with lake.writer(part) as out:
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        with _ThreadedWriter(out, schema) as writer:
+            for batch in source.batches(batch_rows):
+                rows_read += batch.num_rows
+                norm = transform.normalise_batch(batch, plan, name)
+                kept, counts = transform.apply_rules(norm, year, month)
+                for rule, n in counts.items():
+                    dropped[rule] += n
+                for col_name, column in zip(kept.schema.names, kept.columns, strict=True):
+                    nulls[col_name] += column.null_count
+                rows_out += kept.num_rows
+                pending.append(kept)
+                pending_rows += kept.num_rows
+                if pending_rows >= ROW_GROUP_ROWS:
                     writer.write_table(pa.Table.from_batches(pending, schema))
-
-            dropped["truncated_last_row"] = src.stats.truncated_last_row
-            rows_in = rows_read + src.stats.truncated_last_row
-            _check_month_share(name, year, month, rows_read, dropped["pickup_outside_month"])
-            if rows_out + sum(dropped.values()) != rows_in:  # pragma: no cover - an invariant
-                raise AssertionError(f"{name}: rows in {rows_in} != out {rows_out} + {dropped}")
-
-            quality: QualityReport = {
-                "color": color,
-                "year": year,
-                "month": month,
-                "source_file": name,
-                "source_format": kind,
-                "source_manifest": source_manifest,
-                "column_map": plan.describe(),
-                "rows_in": rows_in,
-                "rows_out": rows_out,
-                "rows_dropped": dropped,
-                "rows_repaired": src.stats.repaired_rows,
-                "nulls": nulls,
-                "files": [
-                    {
-                        "name": lake.CLEAN_FILE,
-                        "rows": rows_out,
-                        "bytes": part.stat().st_size,
-                        "sha256": lake.sha256_file(part),
-                        "crc32c": lake.crc32c_file(part),
-                    }
-                ],
-                "compression": f"{COMPRESSION}({COMPRESSION_LEVEL})",
-                "code_version": VERSION,
-                "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            }
-            lake.write_quality(tmp, quality)
-            failpoint("clean.before_publish")
-    except OSError as e:  # the lake's disk, not the source: sources raise BadSourceFile
-        raise lake.write_error(out_dir, e) from None
+                    pending, pending_rows = [], 0
+                if progress:
+                    progress(rows_read)
+                failpoint("clean.writing")
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema))
+        dropped["truncated_last_row"] = source.stats.truncated_last_row
+        rows_in = rows_read + source.stats.truncated_last_row
+        _check_month_share(name, year, month, rows_read, dropped["pickup_outside_month"])
+        if rows_out + sum(dropped.values()) != rows_in:  # pragma: no cover - an invariant
+            raise AssertionError(f"{name}: rows in {rows_in} != out {rows_out} + {dropped}")
+    try:
+        quality: QualityReport = {
+            "color": color,
+            "year": year,
+            "month": month,
+            "source_file": name,
+            "source_format": source.kind,
+            "source_manifest": source_manifest,
+            "column_map": plan.describe(),
+            "rows_in": rows_in,
+            "rows_out": rows_out,
+            "rows_dropped": dropped,
+            "rows_repaired": source.stats.repaired_rows,
+            "nulls": nulls,
+            "files": [
+                {
+                    "name": part.rsplit("/", 1)[1],
+                    "rows": rows_out,
+                    "bytes": out.size,
+                    "sha256": out.sha256,
+                    "crc32c": out.crc32c,
+                }
+            ],
+            "compression": f"{COMPRESSION}({COMPRESSION_LEVEL})",
+            "code_version": VERSION,
+            "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        failpoint("clean.before_publish")
+        standing = lake.publish_clean(key, quality)
+    except BaseException:
+        lake.store.delete([part])
+        raise
     seconds = time.monotonic() - started
     log.info(
         "%s cleaned from %s: %s, in %.1f s",
-        qualitymod.label(quality),
+        qualitymod.label(standing),
         name,
-        qualitymod.rows_line(quality),
+        qualitymod.rows_line(standing),
         seconds,
     )
-    return quality
+    return standing
 
 
 class _ThreadedWriter:
@@ -145,9 +144,12 @@ class _ThreadedWriter:
     other core meanwhile. The queue holds at most one row group, so memory stays flat.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema):
+    def __init__(self, out: ObjectWriter, schema: pa.Schema):
         self._writer = pq.ParquetWriter(
-            path, schema, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL
+            out,  # type: ignore[arg-type]  # a Python file object: the stubs omit it
+            schema,
+            compression=COMPRESSION,
+            compression_level=COMPRESSION_LEVEL,
         )
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None

@@ -5,8 +5,9 @@ that looks complete, and a plain rerun converges. To test that claim at exact pl
 than by chance timing, the code marks its risky moments with ``failpoint("name")``. When the
 environment names that point (``TLC_FAILPOINT=name``), the process that reaches it writes
 ``$TLC_FAILPOINT_DIR/name.<pid>`` and then waits for a signal, so the test sees it arrive (a
-file, not a sleep) and kills it. Unset, which is always the case outside the tests, a call is
-one dictionary lookup.
+file, not a sleep) and kills it. ``TLC_FAILPOINT=name@N`` stops at the point's Nth visit
+(a point inside a loop, e.g. once several upload pieces are up). Unset, which is always the
+case outside the tests, a call is one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -19,8 +20,18 @@ ENV = "TLC_FAILPOINT"
 DIR_ENV = "TLC_FAILPOINT_DIR"
 
 
+_visits: dict[str, int] = {}
+
+
 def failpoint(name: str) -> None:
-    if os.environ.get(ENV) != name:
+    wanted = os.environ.get(ENV)
+    if wanted is None or not wanted.startswith(name):
+        return
+    point, _, nth = wanted.partition("@")
+    if point != name:
+        return
+    _visits[name] = _visits.get(name, 0) + 1
+    if nth and _visits[name] < int(nth):
         return
     folder = Path(os.environ.get(DIR_ENV, "."))
     folder.mkdir(parents=True, exist_ok=True)

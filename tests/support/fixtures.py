@@ -4,6 +4,7 @@ PostgreSQL, the GCS and BigQuery emulators, and luigid. tests/conftest.py regist
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -19,6 +20,9 @@ from luigi.configuration import LuigiTomlParser
 from luigi.task_register import Register
 
 import pipeline  # noqa: F401  (selects the TOML parser before any config is read)
+from pipeline.lake.lake import Lake
+from pipeline.lake.store import ObjectInfo
+from pipeline.orchestration import config
 from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
 from tests.support import gcp_emulators
 from tests.support import pg as pgserver
@@ -109,6 +113,28 @@ class PipelineEnv:
     def lake_files(self) -> list[Path]:
         return sorted(p for p in self.lake.rglob("*") if p.is_file()) if self.lake.exists() else []
 
+    @property
+    def lake_root(self) -> str:
+        return str(self.sections["lake"]["root"])
+
+    def the_lake(self) -> Lake:
+        """The configured lake (a folder, or gs:// for the lake_env fixture's GCS run)."""
+        return config.lake().get()
+
+    def lake_objects(self) -> dict[str, ObjectInfo]:
+        """Every object in the lake, temporaries and upload pieces included, by name."""
+        lake = self.the_lake()
+        if lake.store.local_path("") is None:
+            return {i.name: i for i in lake.store.list_objects("")}
+        root = Path(self.lake_root)
+        return {
+            p.relative_to(root).as_posix(): ObjectInfo(
+                p.relative_to(root).as_posix(), p.stat().st_size,
+                dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC),
+            )
+            for p in (root.rglob("*") if root.exists() else []) if p.is_file()
+        }  # fmt: skip
+
 
 def _to_toml(sections: dict[str, dict[str, object]]) -> str:
     out = []
@@ -149,6 +175,16 @@ def env(tmp_path: Path, server: TLCServer) -> Iterator[PipelineEnv]:
     LuigiTomlParser._config_paths.remove(str(e.config_path))
     LuigiTomlParser.reload()
     Register.clear_instance_cache()
+
+
+@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.gcp)])
+def lake_env(request: pytest.FixtureRequest, env: PipelineEnv) -> PipelineEnv:
+    """``env`` twice: with the lake in a folder, and with it on GCS (the emulator), so the
+    same task tests show both kinds of lake behave the same."""
+    if request.param == "gcs":
+        bucket = request.getfixturevalue("gcs_bucket")
+        env.configure(lake={"root": f"gs://{bucket}/lake"})
+    return env
 
 
 # --- PostgreSQL: a real server (tests/support/pg.py), one database per session, one schema per test

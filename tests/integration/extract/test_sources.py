@@ -14,10 +14,9 @@ import pytest
 
 from pipeline.domain import catalog, eras
 from pipeline.domain.months import MonthKey
-from pipeline.lake import local as lake
-from pipeline.transform.clean import clean_month
 from tests.support.data import kind_of, parse_name
 from tests.support.fixtures import TLC
+from tests.support.lakes import clean_file, clean_table
 
 ERA_FILES = sorted(p.name for p in (TLC / "eras").glob("*")) if TLC.is_dir() else []
 
@@ -57,9 +56,10 @@ def test_every_era_file_normalises_to_its_colour_schema(name: str, tlc: Path, tm
     color, year, month = parse_name(name)
     src = tlc / "eras" / name
     out = tmp_path / "clean"
-    quality = clean_month(src, kind_of(name), MonthKey(color, year, month), out)
+    key = MonthKey(color, year, month)
+    quality = clean_file(src, kind_of(name), key, out)
 
-    table = pq.read_table(out / lake.CLEAN_FILE)
+    table = clean_table(out, key)
     assert table.schema == catalog.arrow_schema(color)
     assert table.num_rows == quality["rows_out"]
     if name.endswith(".csv"):
@@ -84,7 +84,7 @@ def test_head1kb_files_count_their_cut_off_last_line(tlc: Path, tmp_path: Path):
     assert heads, "the real 1 KB heads are missing"
     for src in heads:
         color, year, month = parse_name(src.name)
-        q = clean_month(src, "csv", MonthKey(color, year, month), tmp_path / src.name)
+        q = clean_file(src, "csv", MonthKey(color, year, month), tmp_path / src.name)
         assert q["rows_dropped"]["truncated_last_row"] == 1, src.name
 
 
@@ -108,13 +108,9 @@ def test_every_era_header_is_a_catalogued_era(name: str, tlc: Path):
 
 
 def test_old_eras_map_words_and_coordinates(tlc: Path, tmp_path: Path):
-    clean_month(
-        tlc / "eras" / "yellow_tripdata_2009-01.head100.csv",
-        "csv",
-        MonthKey("yellow", 2009, 1),
-        tmp_path / "y",
-    )
-    t = pq.read_table(tmp_path / "y" / lake.CLEAN_FILE).to_pandas()
+    key = MonthKey("yellow", 2009, 1)
+    clean_file(tlc / "eras" / "yellow_tripdata_2009-01.head100.csv", "csv", key, tmp_path / "y")
+    t = clean_table(tmp_path / "y", key).to_pandas()
     assert set(t["vendor_id"].dropna()) <= {1, 2, 3}  # VTS/CMT/DDS
     assert set(t["payment_type"].dropna()) <= {1, 2, 3, 4, 5}  # CASH/Credit/...
     assert t["pickup_longitude"].notna().all()
@@ -124,16 +120,12 @@ def test_old_eras_map_words_and_coordinates(tlc: Path, tmp_path: Path):
 
 
 def test_fhv_2018_coalesces_both_base_number_columns(tlc: Path, tmp_path: Path):
-    q = clean_month(
-        tlc / "eras" / "fhv_tripdata_2018-03.head1KB.csv",
-        "csv",
-        MonthKey("fhv", 2018, 3),
-        tmp_path / "f",
-    )
+    key = MonthKey("fhv", 2018, 3)
+    q = clean_file(tlc / "eras" / "fhv_tripdata_2018-03.head1KB.csv", "csv", key, tmp_path / "f")
     assert q["column_map"]["dispatching_base_num"] == [
         "Dispatching_base_num",
         "Dispatching_base_number",
     ]
-    t = pq.read_table(tmp_path / "f" / lake.CLEAN_FILE)
+    t = clean_table(tmp_path / "f", key)
     assert t["dispatching_base_num"].null_count == 0
     assert set(t["sr_flag"].drop_null().to_pylist()) <= {"Y", "N"}

@@ -281,7 +281,7 @@ def test_forget_defaults_to_the_load_and_asks_before_raw(env: PipelineEnv, tlc: 
         "green", 2021, 1, tlc / "months" / "green_tripdata_2021-01.parquet", "parquet"
     )
     assert env.build(LoadDuckDB(color="green", year=2021, month=1))
-    raw = env.lake / "raw/green/green_tripdata_2021-01.parquet"
+    raw = env.lake / "raw/green/green_tripdata_2021-01.parquet.manifest.json"  # its marker
     base = [FORGET, "--color", "green", "--year", "2021", "--month", "1"]
 
     dry = run([*base, "--from", "raw", "--dry-run"], env.env())

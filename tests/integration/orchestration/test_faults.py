@@ -106,7 +106,7 @@ POINTS = [
     ("zones.duckdb", 1),
     ("zones.postgres", 1),
     ("download.streaming", 2),
-    ("download.before_rename", 1),
+    ("download.before_publish", 1),
     ("clean.writing", 2),
     ("clean.before_publish", 1),
     ("duckdb.loading", 2),
@@ -141,15 +141,15 @@ def assert_nothing_half_done_looks_complete(
     env: PipelineEnv, pg: PostgresWarehouse, want: int, source: Path
 ) -> None:
     """Whatever each task says about itself is true, and no sink holds part of the month."""
-    download = DownloadMonth(year=2021, month=1)
-    if download.complete():
-        raw = Path(download.output().path)
-        assert lake.sha256_file(raw) == lake.sha256_file(source)
-        assert lake.read_json(lake.manifest_path(raw))["sha256"] == lake.sha256_file(source)
-    clean = CleanParquet(year=2021, month=1)
-    if clean.complete():
-        q = lake.read_json(Path(clean.output().path))
-        part = Path(clean.output().path).with_name(lake.CLEAN_FILE)
+    the_lake, key = env.the_lake(), MonthKey("yellow", 2021, 1)
+    if DownloadMonth(year=2021, month=1).complete():
+        raw = the_lake.raw(the_lake.raw_name(key, "parquet"))
+        assert raw is not None
+        assert lake.sha256_file(env.lake / raw.name) == lake.sha256_file(source)
+        assert raw.manifest["sha256"] == lake.sha256_file(source)
+    if CleanParquet(year=2021, month=1).complete():
+        q = the_lake.read_quality(key)
+        (part,) = (env.lake / n for n in the_lake.clean_files(key, q))
         assert pq.read_metadata(part).num_rows == q["rows_out"] == want
         assert lake.sha256_file(part) == q["files"][0]["sha256"]
     duck_rows, pg_rows = month_rows_duckdb(env, 2021, 1), month_rows_pg(pg, 2021, 1)
@@ -207,8 +207,8 @@ def test_kill_9_anywhere_in_a_month_then_a_plain_rerun_converges(
 
 
 def _rows_out_once_cleaned(env: PipelineEnv) -> int | None:
-    q = env.lake / "clean/yellow/year=2021/month=01" / lake.QUALITY_FILE
-    return lake.read_json(q)["rows_out"] if q.exists() else None
+    q = env.the_lake().quality(MonthKey("yellow", 2021, 1))
+    return q["rows_out"] if q is not None else None
 
 
 # --- luigid killed mid-backfill ------------------------------------------------------------------
@@ -254,8 +254,8 @@ def test_luigid_killed_and_restarted_mid_backfill_completes_each_month_once(
     assert sorted(per_month) == [1, 2, 3]
     assert per_month == {m: markers[m] for m in (1, 2, 3)}
     for _, m in months:
-        q = env.lake / f"clean/yellow/year=2021/month={m:02d}" / lake.QUALITY_FILE
-        assert per_month[m] == lake.read_json(q)["rows_out"]
+        q = env.the_lake().read_quality(MonthKey("yellow", 2021, m))
+        assert per_month[m] == q["rows_out"]
 
 
 # --- PostgreSQL restarted mid-COPY -------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_postgres_restarted_mid_copy_fails_once_then_the_next_run_is_exact(
 
         rerun = finish(env, "LoadPostgres", *MONTH, "--local-scheduler")
         assert rerun.returncode == 0, rerun.stderr[-3000:]
-        want = lake.read_json(env.lake / "clean/yellow/year=2021/month=01/_quality.json")
+        want = env.the_lake().read_quality(MonthKey("yellow", 2021, 1))
         assert month_rows_pg(pg, 2021, 1) == want["rows_out"]
         assert pg.loaded(MonthKey("yellow", 2021, 1)).rows_out == want["rows_out"]
     finally:
@@ -351,12 +351,17 @@ def test_disk_full_fails_once_naming_the_file_and_publishes_nothing(
     [(task, error)] = env.failures
     assert task.task_family == ("DownloadMonth" if stage == "download" else "CleanParquet")
     assert isinstance(error, LakeWriteError)
-    named = f"{color}_tripdata_2021-01.parquet" if stage == "download" else "month=01"
+    # the object it was writing: raw/.../{color}_tripdata_2021-01.{writer}.parquet, or the
+    # clean month's clean/.../month=01/part-0.{writer}.parquet
+    named = f"{color}_tripdata_2021-01." if stage == "download" else "month=01/part-0."
     assert named in str(error)
     assert "No space left on device" in str(error)
     assert temp_files(small_disk) == []
+    key = MonthKey(color, 2021, 1)
+    assert env.the_lake().quality(key) is None
     if stage == "download":
-        assert not (small_disk / "lake/raw/yellow/yellow_tripdata_2021-01.parquet").exists()
+        assert env.the_lake().raw(env.the_lake().raw_name(key, "parquet")) is None
+        assert [p for p in (small_disk / "lake").rglob("*") if p.is_file()] == []
         assert env.server.count("yellow_tripdata_2021-01") == 1  # a full disk is not retried
     else:
-        assert not (small_disk / "lake/clean/green/year=2021/month=01").exists()
+        assert [p for p in (small_disk / "lake/clean").rglob("*") if p.is_file()] == []

@@ -29,6 +29,7 @@ from pipeline.sinks.base import LEDGER_COLUMNS
 from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, source_crc
 from tests.support.data import GREEN, expected_from_pandas
 from tests.support.fixtures import PipelineEnv
+from tests.support.lakes import clean_paths, clean_table
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
 JAN, FEB_2023 = MonthKey("green", 2021, 1), MonthKey("green", 2023, 2)
@@ -149,35 +150,34 @@ def test_corrupted_or_deleted_object_is_uploaded_again(gcs_env: PipelineEnv, tlc
     publish(gcp_env, tlc, 2021, 1)
     assert gcp_env.build(UploadGCS(color="green", year=2021, month=1))
     gcs = config.gcs().get()
-    clean_dir = gcp_env.lake / "clean" / "green" / "year=2021" / "month=01"
+    (part,) = clean_paths(gcp_env.the_lake(), JAN)
     task = UploadGCS(color="green", year=2021, month=1)
     assert task.complete()
     bucket = gcs.client.bucket(gcs.bucket)
-    data = bucket.blob(gcs.month_prefix(JAN) + lake.CLEAN_FILE)
+    data = bucket.blob(gcs.month_prefix(JAN) + part.name)
 
     data.upload_from_string(b"PAR1 not the month PAR1")  # replaced by other bytes
     assert not task.complete()
     assert gcp_env.build(task)
     assert task.complete()
     again = bucket.get_blob(data.name)
-    assert again.crc32c == lake.crc32c_file(clean_dir / lake.CLEAN_FILE)
+    assert again.crc32c == lake.crc32c_file(part)
 
     bucket.blob(gcs.month_prefix(JAN) + lake.QUALITY_FILE).delete()
     assert not task.complete()
     assert gcp_env.build(task)
     assert task.complete()
-    assert sorted(gcs.remote(JAN)) == [lake.QUALITY_FILE, lake.CLEAN_FILE]
+    assert sorted(gcs.remote(JAN)) == sorted([lake.QUALITY_FILE, part.name])
 
 
 def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):
     publish(gcp_env, tlc, 2021, 1)
     assert gcp_env.build(UploadGCS(color="green", year=2021, month=1))
     gcs = config.gcs().get()
-    clean_dir = gcp_env.lake / "clean" / "green" / "year=2021" / "month=01"
-    quality = lake.read_quality(clean_dir)
+    quality = gcp_env.the_lake().read_quality(JAN)
     # an object whose fare_amount is text, where the schema says FLOAT64
     bad = gcp_env.root / "bad.parquet"
-    t = pq.read_table(clean_dir / lake.CLEAN_FILE)
+    t = clean_table(gcp_env.the_lake(), JAN)
     i = t.schema.get_field_index("fare_amount")
     text = pa.array(["n/a"] * t.num_rows, pa.string())
     pq.write_table(t.set_column(i, "fare_amount", text), bad)
@@ -195,8 +195,7 @@ def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):
 def test_deterministic_job_id_resumes_on_conflict(gcp_env: PipelineEnv, tlc: Path):
     publish(gcp_env, tlc, 2021, 1)
     assert gcp_env.build(UploadGCS(color="green", year=2021, month=1))
-    clean_dir = gcp_env.lake / "clean" / "green" / "year=2021" / "month=01"
-    quality = lake.read_quality(clean_dir)
+    quality = gcp_env.the_lake().read_quality(JAN)
     gcs = config.gcs().get()
     uris = gcs.data_uris(JAN, quality)
     wh = bq(gcp_env)
@@ -238,9 +237,8 @@ def test_card_command_runs_as_a_real_luigi_subprocess(gcp_env: PipelineEnv, tlc:
     assert run.returncode == 0, run.stderr[-3000:]
     assert ":)" in run.stdout + run.stderr, run.stderr[-3000:]
     wh = bq(gcp_env)
-    want = pq.read_metadata(
-        gcp_env.lake / "clean" / "yellow" / "year=2021" / "month=01" / lake.CLEAN_FILE
-    ).num_rows
+    (part,) = clean_paths(gcp_env.the_lake(), MonthKey("yellow", 2021, 1))
+    want = pq.read_metadata(part).num_rows
     assert count(wh, "yellow_trips") == want
     assert wh.loaded(MonthKey("yellow", 2021, 1)).rows_out == want
     assert CleanParquet(color="yellow", year=2021, month=1).complete()

@@ -13,24 +13,22 @@ import pytest
 
 from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
-from pipeline.lake.local import read_quality
-from pipeline.orchestration.loading import load_clean_month
 from pipeline.sinks.base import LEDGER_COLUMNS
 from pipeline.sinks.duckdb import DuckDBWarehouse
-from pipeline.transform.clean import clean_month
+from tests.support.lakes import Cleaned, clean_into
 
 JAN, FEB = MonthKey("green", 2021, 1), MonthKey("green", 2021, 2)
 
 
 @pytest.fixture
-def month(tlc: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "clean"
-    clean_month(tlc / "months" / "green_tripdata_2021-01.parquet", "parquet", JAN, out)
-    return out
+def month(tlc: Path, tmp_path: Path) -> Cleaned:
+    return clean_into(
+        tlc / "months" / "green_tripdata_2021-01.parquet", "parquet", JAN, tmp_path / "lake"
+    )
 
 
-def load_month(clean_dir: Path, wh: DuckDBWarehouse) -> int:
-    return load_clean_month(clean_dir, wh, "duckdb").rows_out
+def load_month(month: Cleaned, wh: DuckDBWarehouse) -> int:
+    return month.load(wh, "duckdb")
 
 
 def count(db: Path) -> int:
@@ -38,12 +36,12 @@ def count(db: Path) -> int:
         return con.execute("SELECT count(*) FROM green_trips").fetchone()[0]
 
 
-def test_load_writes_its_ledger_row_in_the_same_transaction(month: Path, tmp_path: Path):
+def test_load_writes_its_ledger_row_in_the_same_transaction(month: Cleaned, tmp_path: Path):
     wh = DuckDBWarehouse(tmp_path / "w.duckdb")
     assert load_month(month, wh) == 76368
     record = wh.loaded(JAN)
     assert record is not None
-    report = read_quality(month)
+    report = month.report
     assert (record.kind, record.table_name, record.rows_in, record.rows_out) == (
         "month", "green_trips", 76518, 76368,
     )  # fmt: skip
@@ -58,14 +56,14 @@ def test_load_writes_its_ledger_row_in_the_same_transaction(month: Path, tmp_pat
     assert tuple(columns) == LEDGER_COLUMNS
 
 
-def test_failed_load_rolls_back_to_the_old_month(month: Path, tmp_path: Path):
+def test_failed_load_rolls_back_to_the_old_month(month: Cleaned, tmp_path: Path):
     wh = DuckDBWarehouse(tmp_path / "w.duckdb")
     load_month(month, wh)
     record = wh.loaded(JAN)
-    report = read_quality(month)
+    report = month.report
     report["rows_out"] += 1  # the clean month no longer matches what arrives
     with pytest.raises(PipelineError, match="rolled back"):
-        wh.replace_month(report, [str(month / "part-0.parquet")])
+        wh.replace_month(report, month.paths)
     assert count(tmp_path / "w.duckdb") == 76368
     assert wh.loaded(JAN) == record
 
@@ -84,9 +82,11 @@ def test_zones_have_their_own_ledger_row(tmp_path: Path):
     assert wh.zones_loaded() is None
 
 
-def test_a_first_version_ledger_is_migrated_and_its_months_stay_loaded(month: Path, tmp_path: Path):
+def test_a_first_version_ledger_is_migrated_and_its_months_stay_loaded(
+    month: Cleaned, tmp_path: Path
+):
     db = tmp_path / "w.duckdb"
-    report = read_quality(month)
+    report = month.report
     sha = report["files"][0]["sha256"]
     with duckdb.connect(str(db)) as con:  # the ledger as 0.0 wrote it
         con.execute(
@@ -109,7 +109,7 @@ def test_a_first_version_ledger_is_migrated_and_its_months_stay_loaded(month: Pa
     assert (zones.kind, zones.rows_out) == ("zones", 265)
 
 
-def test_waits_for_another_process_holding_the_file(month: Path, tmp_path: Path):
+def test_waits_for_another_process_holding_the_file(month: Cleaned, tmp_path: Path):
     db = tmp_path / "w.duckdb"
     holder = subprocess.Popen(
         [
@@ -128,7 +128,7 @@ def test_waits_for_another_process_holding_the_file(month: Path, tmp_path: Path)
     holder.wait()
 
 
-def test_lock_held_too_long_is_one_clear_error(month: Path, tmp_path: Path):
+def test_lock_held_too_long_is_one_clear_error(month: Cleaned, tmp_path: Path):
     db = tmp_path / "w.duckdb"
     holder = subprocess.Popen(
         [

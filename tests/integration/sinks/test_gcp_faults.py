@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 from google.cloud import bigquery
 
+from pipeline.domain import quality
 from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import CleanFile, QualityReport
 from pipeline.lake import local as lake
-from pipeline.lake.gcs import GcsLake, storage_client
+from pipeline.lake.gcs import storage_client
+from pipeline.lake.gcs_copy import GcsCopy
 from pipeline.orchestration import config
 from pipeline.orchestration.tasks import LoadBigQuery, UploadGCS
 from pipeline.sinks.bigquery import bigquery_client
@@ -106,7 +108,7 @@ class Faulty:
         assert self.gcs.unused() == [], "a GCS fault did not fire"
         assert self.bq.unused() == [], "a BigQuery fault did not fire"
         want = rows_out()
-        assert lake.read_quality(self.clean_dir)["rows_out"] == want
+        assert self.env.the_lake().read_quality(KEY)["rows_out"] == want
         assert self.count("green_trips") == want
         assert self.count("green_trips", "pickup_datetime >= DATETIME '2021-01-01'"
                           " AND pickup_datetime < DATETIME '2021-02-01'") == want  # fmt: skip
@@ -114,7 +116,8 @@ class Faulty:
         assert len(markers) == 1, markers
         assert markers[0]["rows_out"] == want
         assert not [t for t in self.tables() if t.startswith("_stage_")]
-        assert sorted(self.objects()) == sorted([lake.CLEAN_FILE, lake.QUALITY_FILE])
+        report = self.env.the_lake().read_quality(KEY)
+        assert sorted(self.objects()) == sorted([report["files"][0]["name"], lake.QUALITY_FILE])
         for name, data in self.objects().items():
             assert data == (self.clean_dir / name).read_bytes()
 
@@ -224,7 +227,7 @@ def test_transient_gcs_faults_are_retried(faulty: Faulty, warnings: Records, cas
     hits = faulty.gcs.requests(method, path)
     assert [r.status for r in hits[:times]] == [status] * times
     assert hits[times].status in (200, 308), hits  # the retry went through
-    lines = warnings.lines("pipeline.lake.gcs")
+    lines = warnings.lines("pipeline.lake.gcs_copy")
     assert len(lines) == times, lines
     assert f"attempt {times}/{gcp_retry.ATTEMPTS} failed" in lines[-1]
     assert "green 2021-01" in lines[-1]
@@ -246,8 +249,8 @@ def test_resumable_upload_through_the_proxy(faulty: Faulty, tmp_path: Path):
     assert faulty.gcs.unused() == []
     puts = faulty.gcs.requests("PUT", UPLOAD)
     assert [r.status for r in puts] == [503, 429, 308, 308, 200]
-    stored = faulty.fake_gcs.root / faulty.bucket / gcs.month_prefix(KEY) / lake.CLEAN_FILE
-    assert stored.read_bytes() == (clean_dir / lake.CLEAN_FILE).read_bytes()
+    stored = faulty.fake_gcs.root / faulty.bucket / gcs.month_prefix(KEY) / BIG
+    assert stored.read_bytes() == (clean_dir / BIG).read_bytes()
     assert gcs.month_complete(clean_dir, KEY)
 
 
@@ -267,13 +270,16 @@ def test_resent_chunk_that_the_emulator_stored_twice_is_refused(faulty: Faulty, 
     assert gcs.month_complete(clean_dir, KEY)
 
 
+BIG = "part-0.test-1-00000000.parquet"
+
+
 def big_month(tmp_path: Path) -> Path:
     """A clean month folder whose data object (20 MiB) needs a resumable upload."""
     clean_dir = tmp_path / "big"
     clean_dir.mkdir()
-    (clean_dir / lake.CLEAN_FILE).write_bytes(os.urandom(20 << 20))
-    data = clean_dir / lake.CLEAN_FILE
-    files: list[CleanFile] = [{"name": lake.CLEAN_FILE, "rows": 0, "bytes": 20 << 20,
+    (clean_dir / BIG).write_bytes(os.urandom(20 << 20))
+    data = clean_dir / BIG
+    files: list[CleanFile] = [{"name": BIG, "rows": 0, "bytes": 20 << 20,
                                "sha256": "", "crc32c": lake.crc32c_file(data)}]  # fmt: skip
     report: QualityReport = {
         "color": "green", "year": 2021, "month": 1, "source_file": "-", "source_format": "-",
@@ -281,7 +287,7 @@ def big_month(tmp_path: Path) -> Path:
         "rows_dropped": {}, "rows_repaired": 0, "nulls": {}, "files": files,
         "compression": "none", "code_version": "test", "cleaned_at": "2026-01-01T00:00:00",
     }  # fmt: skip
-    lake.write_quality(clean_dir, report)
+    (clean_dir / lake.QUALITY_FILE).write_text(quality.dump(report))
     return clean_dir
 
 
@@ -439,7 +445,7 @@ def test_proxy_forwards_chunked_bodies_and_media(faulty: Faulty):
     assert resp.status == 200, resp.read()
     resp.read()
     got = io.BytesIO()
-    storage = GcsLake(faulty.bucket).client
+    storage = GcsCopy(faulty.bucket).client
     storage.bucket(faulty.bucket).blob("chunked.bin").download_to_file(got)
     assert got.getvalue() == data
     conn.close()

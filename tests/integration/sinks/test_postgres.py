@@ -21,14 +21,12 @@ import pytest
 from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
-from pipeline.lake.local import read_quality
-from pipeline.orchestration.loading import load_clean_month
 from pipeline.orchestration.tasks import LoadPostgres, LoadZones
 from pipeline.sinks.base import LEDGER_COLUMNS
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
-from pipeline.transform.clean import clean_month
 from tests.support.data import GREEN, expected_from_pandas
 from tests.support.fixtures import PipelineEnv, pg_query, require_tlc_data
+from tests.support.lakes import Cleaned, clean_into, clean_paths
 from tools.synthetic import write_yellow_month
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
@@ -65,23 +63,23 @@ def partitions(pg: PostgresWarehouse, table: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def green_clean(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple, Path]:
+def green_clean(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple, Cleaned]:
     tlc = require_tlc_data()
     out = {}
     for (year, month), name in GREEN.items():
         d = tmp_path_factory.mktemp("green") / f"{year}-{month}"
-        clean_month(tlc / "months" / name, "parquet", MonthKey("green", year, month), d)
-        out[(year, month)] = d
+        out[(year, month)] = clean_into(
+            tlc / "months" / name, "parquet", MonthKey("green", year, month), d
+        )
     return out
 
 
 @pytest.fixture(scope="module")
-def big_clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def big_clean(tmp_path_factory: pytest.TempPathFactory) -> Cleaned:
     """A synthetic 1.2M-row yellow month, cleaned: its COPY lasts long enough to interrupt."""
     tmp = tmp_path_factory.mktemp("big")
     raw = write_yellow_month(tmp / "yellow_tripdata_2021-01.parquet", 1_200_000)
-    clean_month(raw, "parquet", MonthKey("yellow", 2021, 1), tmp / "clean")
-    return tmp / "clean"
+    return clean_into(raw, "parquet", MonthKey("yellow", 2021, 1), tmp / "lake")
 
 
 # --- exact counts ---------------------------------------------------------------------------
@@ -94,8 +92,8 @@ def test_real_green_month_through_the_chain_with_exact_counts(
     assert pg_env.build(LoadPostgres(color="green", year=year, month=month))
 
     want = expected_from_pandas(src, year, month)["rows_out"]
-    clean_dir = pg_env.lake / "clean" / "green" / f"year={year:04d}" / f"month={month:02d}"
-    assert pq.read_metadata(clean_dir / lake.CLEAN_FILE).num_rows == want
+    (part,) = clean_paths(pg_env.the_lake(), MonthKey("green", year, month))
+    assert pq.read_metadata(part).num_rows == want
     assert month_count(pg, "green_trips", year, month) == want
     assert pg_query(pg, f'SELECT count(*) FROM "{pg.schema}".green_trips')[0][0] == want
     assert list(partitions(pg, "green_trips")) == [f"green_trips_{year:04d}{month:02d}"]
@@ -144,7 +142,7 @@ def test_real_green_month_through_the_chain_with_exact_counts(
 
 def test_loading_the_same_month_twice_keeps_one_copy(pg: PostgresWarehouse, green_clean):
     d = green_clean[(2021, 1)]
-    want = read_quality(d)["rows_out"]
+    want = d.report["rows_out"]
     assert load_month(d, pg) == want
     assert load_month(d, pg) == want  # a forced reload
     assert month_count(pg, "green_trips", 2021, 1) == want
@@ -152,7 +150,7 @@ def test_loading_the_same_month_twice_keeps_one_copy(pg: PostgresWarehouse, gree
     with duckdb.connect() as con:
         (distinct_in_file,) = con.execute(
             "SELECT count(*) FROM (SELECT DISTINCT * FROM read_parquet(?))",
-            [str(d / lake.CLEAN_FILE)],
+            d.paths,
         ).fetchone()
     (distinct_in_pg,) = pg_query(
         pg, f'SELECT count(*) FROM (SELECT DISTINCT * FROM "{pg.schema}".green_trips) d'
@@ -186,8 +184,8 @@ def test_reloading_month_a_leaves_month_b_untouched(pg: PostgresWarehouse, green
         == b_rows
     )
     assert pg.loaded(MonthKey("green", 2023, 2)) == b_marker
-    assert month_count(pg, "green_trips", 2021, 1) == read_quality(a)["rows_out"]
-    assert month_count(pg, "green_trips", 2023, 2) == read_quality(b)["rows_out"]
+    assert month_count(pg, "green_trips", 2021, 1) == a.report["rows_out"]
+    assert month_count(pg, "green_trips", 2023, 2) == b.report["rows_out"]
 
 
 def test_nan_and_nat_arrive_as_sql_null(pg_env: PipelineEnv, pg: PostgresWarehouse, tlc: Path):
@@ -218,9 +216,8 @@ def test_nan_and_nat_arrive_as_sql_null(pg_env: PipelineEnv, pg: PostgresWarehou
     assert pg_query(pg, q + "dropoff_datetime IS NULL")[0][0] > 0
     assert pg_query(pg, q + "store_and_fwd_flag IS NULL")[0][0] > 0
     assert pg_query(pg, q + "store_and_fwd_flag IN ('nan', 'NaN', 'NaT', 'None', '')")[0][0] == 0
-    quality = read_quality(
-        pg_env.lake / "clean" / "green" / "year=2021" / "month=01"
-    )  # the NULLs are the ones the clean counted
+    # the NULLs are the ones the clean counted
+    quality = pg_env.the_lake().read_quality(MonthKey("green", 2021, 1))
     total = pg_query(pg, f'SELECT count(*) FROM "{pg.schema}".green_trips')[0][0]
     assert total == quality["rows_out"]
     assert pg_query(pg, q + "fare_amount IS NULL")[0][0] == quality["nulls"]["fare_amount"]
@@ -249,14 +246,16 @@ def wait_for_copy(pg: PostgresWarehouse, stage: str, proc=None, timeout: float =
     raise AssertionError("no COPY into the stage table started")
 
 
-def load_month(clean_dir: Path, pg: PostgresWarehouse) -> int:
-    return load_clean_month(clean_dir, pg, "postgres").rows_out
+def load_month(month: Cleaned, pg: PostgresWarehouse) -> int:
+    return month.load(pg, "postgres")
 
 
-def put_clean_month(env: PipelineEnv, clean_dir: Path, color: str, year: int, month: int) -> None:
-    dest = env.lake / "clean" / color / f"year={year:04d}" / f"month={month:02d}"
+def put_clean_month(env: PipelineEnv, month: Cleaned) -> None:
+    """Put a month cleaned elsewhere into the pipeline's lake, as CleanParquet would have."""
+    prefix = month.lake.clean_prefix(month.key)
+    dest = env.lake / prefix
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(clean_dir, dest)
+    shutil.copytree(month.root / prefix, dest)
 
 
 def kill_9_mid_copy(env: PipelineEnv, pg: PostgresWarehouse) -> None:
@@ -275,10 +274,10 @@ def kill_9_mid_copy(env: PipelineEnv, pg: PostgresWarehouse) -> None:
 
 
 def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
-    pg_env: PipelineEnv, pg: PostgresWarehouse, big_clean: Path, green_clean
+    pg_env: PipelineEnv, pg: PostgresWarehouse, big_clean: Cleaned, green_clean
 ):
-    want = read_quality(big_clean)["rows_out"]
-    put_clean_month(pg_env, big_clean, "yellow", 2021, 1)
+    want = big_clean.report["rows_out"]
+    put_clean_month(pg_env, big_clean)
 
     # First load: killed in the middle of its COPY. The month must be absent.
     kill_9_mid_copy(pg_env, pg)
@@ -303,10 +302,10 @@ def test_kill_9_mid_copy_leaves_the_old_month_then_a_rerun_completes_it(
 
 
 def test_backend_terminated_mid_copy_fails_clearly_and_the_retry_succeeds(
-    pg_env: PipelineEnv, pg: PostgresWarehouse, big_clean: Path
+    pg_env: PipelineEnv, pg: PostgresWarehouse, big_clean: Cleaned
 ):
-    want = read_quality(big_clean)["rows_out"]
-    put_clean_month(pg_env, big_clean, "yellow", 2021, 1)
+    want = big_clean.report["rows_out"]
+    put_clean_month(pg_env, big_clean)
     killed: list[int] = []
 
     def terminate() -> None:
@@ -348,7 +347,7 @@ def test_two_workers_loading_one_month_at_once_serialise(pg: PostgresWarehouse, 
         t.start()
     for t in threads:
         t.join()
-    want = read_quality(d)["rows_out"]
+    want = d.report["rows_out"]
     assert results == [want, want]
     assert month_count(pg, "green_trips", 2021, 1) == want
 
@@ -357,10 +356,10 @@ def test_row_count_mismatch_replaces_nothing(pg: PostgresWarehouse, green_clean)
     d = green_clean[(2021, 1)]
     load_month(d, pg)
     before = partitions(pg, "green_trips"), pg.loaded(MonthKey("green", 2021, 1))
-    quality = read_quality(d)
+    quality = d.report
     quality["rows_out"] += 1
     with pytest.raises(PipelineError, match="nothing was replaced"):
-        pg.replace_month(quality, [str(d / lake.CLEAN_FILE)])
+        pg.replace_month(quality, d.paths)
     assert (partitions(pg, "green_trips"), pg.loaded(MonthKey("green", 2021, 1))) == before
     assert not [t for t in tables(pg) if t.startswith("_stage_")]
 
@@ -373,7 +372,7 @@ def test_hostile_schema_name_cannot_inject_sql(pg_database: PgConn, green_clean)
     hostile = f'evil"; DROP TABLE public.{victim}; --'
     wh = PostgresWarehouse(pg_database, hostile)
     try:
-        want = read_quality(green_clean[(2021, 1)])["rows_out"]
+        want = green_clean[(2021, 1)].report["rows_out"]
         assert load_month(green_clean[(2021, 1)], wh) == want
         assert wh.loaded(MonthKey("green", 2021, 1)).rows_out == want
         assert pg_query(admin, "SELECT to_regclass(%s)", [f"public.{victim}"])[0][0] is not None
@@ -502,7 +501,7 @@ def test_luigi_markers_of_an_earlier_version_are_carried_into_the_ledger(
     """Loads made before the ledger recorded themselves in Luigi's table_updates as
     ``schema.table/YYYY-MM/rows=N/source=S/clean=C``: they stay loaded, not reloaded."""
     d = green_clean[(2021, 1)]
-    report = read_quality(d)
+    report = d.report
     clean = report["files"][0]["sha256"]
     pg_query_autocommit(pg, f'CREATE SCHEMA "{pg.schema}"')
     pg_query_autocommit(

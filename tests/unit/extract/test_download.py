@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.domain.errors import BadSourceFile
-from pipeline.extract.download import redact_url, scrub, verify_file
+from pipeline.extract.download import redact_url, scrub
+from pipeline.extract.verify import verify_file
 
 
 def test_verify_rejects_gzip_without_header(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""Atomic publishing: a file or month folder is complete under its final name, or absent."""
+"""Atomic files: complete under their final name, or absent; temporaries of dead writers swept."""
 
 from __future__ import annotations
 
@@ -27,19 +27,6 @@ def test_atomic_file_publishes_only_on_success(tmp_path: Path):
         tmp.write_text("whole")
     assert final.read_text() == "whole"
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["f.txt"]
-
-
-def test_atomic_dir_replaces_a_published_folder_whole(tmp_path: Path):
-    final = tmp_path / "month=01"
-    with lake.atomic_dir(final) as tmp:
-        (tmp / "old.parquet").write_text("old")
-    with pytest.raises(RuntimeError, match="boom"):
-        write_then_fail(lake.atomic_dir(final), lambda tmp: (tmp / "new.parquet").write_text("x"))
-    assert [p.name for p in final.iterdir()] == ["old.parquet"]
-    with lake.atomic_dir(final) as tmp:
-        (tmp / "new.parquet").write_text("new")
-    assert [p.name for p in final.iterdir()] == ["new.parquet"]
-    assert [p.name for p in tmp_path.iterdir()] == ["month=01"]
 
 
 def test_sweep_removes_only_temps_of_dead_processes_of_this_host(tmp_path: Path):

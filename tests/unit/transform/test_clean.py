@@ -12,8 +12,7 @@ import pytest
 
 from pipeline.domain.errors import BadSourceFile, CastError, SchemaError
 from pipeline.domain.months import MonthKey
-from pipeline.lake import local as lake
-from pipeline.transform.clean import clean_month
+from tests.support.lakes import clean_file, clean_table, files_under
 
 
 # -- bad input: one clear error, nothing published ----------------------------------------
@@ -39,28 +38,28 @@ def test_unknown_column_fails_naming_it(tmp_path: Path):
     with pytest.raises(
         SchemaError, match=r"yellow_tripdata_2019-01.csv: unknown columns.*robot_fee"
     ):
-        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        clean_file(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
+    assert files_under(tmp_path / "out") == []
 
 
 def test_wrong_type_fails_naming_column_and_value(tmp_path: Path):
     src = _csv(tmp_path, HEADER + "\n" + ROW + "\n" + ROW.replace(",1,1.50,", ",two,1.50,") + "\n")
     with pytest.raises(CastError, match=r"'passenger_count'.*'two'.*int32"):
-        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
-    assert list(tmp_path.glob("*out*")) == []
+        clean_file(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
+    assert files_under(tmp_path / "out") == []
 
 
 def test_fractional_integer_is_not_truncated(tmp_path: Path):
     src = _csv(tmp_path, HEADER + "\n" + ROW.replace(",1,1.50,", ",1.5,1.50,") + "\n")
     with pytest.raises(CastError, match="passenger_count"):
-        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
+        clean_file(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
 
 
 def test_malformed_row_in_the_middle_fails_with_its_line(tmp_path: Path):
     src = _csv(tmp_path, HEADER + "\n" + ROW + "\n1,2019-01-01 00:00:00,oops\n" + ROW + "\n")
     with pytest.raises(BadSourceFile, match=r"malformed CSV row.*line 3"):
-        clean_month(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        clean_file(src, "csv", MonthKey("yellow", 2019, 1), tmp_path / "out")
+    assert files_under(tmp_path / "out") == []
 
 
 def test_nan_becomes_null(tmp_path: Path):
@@ -75,8 +74,8 @@ def test_nan_becomes_null(tmp_path: Path):
         ),
         src,
     )
-    q = clean_month(src, "parquet", MonthKey("yellow", 2021, 1), tmp_path / "out")
-    t = pq.read_table(tmp_path / "out" / lake.CLEAN_FILE)
+    q = clean_file(src, "parquet", MonthKey("yellow", 2021, 1), tmp_path / "out")
+    t = clean_table(tmp_path / "out", MonthKey("yellow", 2021, 1))
     assert t["passenger_count"].to_pylist() == [None, 2]
     assert t["fare_amount"].to_pylist() == [None, 3.5]
     assert q["nulls"]["fare_amount"] == 1
