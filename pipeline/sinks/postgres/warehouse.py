@@ -170,8 +170,31 @@ class PostgresWarehouse:
         return record
 
     def _ensure_schema(self, cur: Cursor) -> None:
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema])
+        if cur.fetchone() is None:
+            with self._creating(cur, "schema"):
+                cur.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
         self._ensure_ledger(cur)
+
+    @contextlib.contextmanager
+    def _creating(self, cur: Cursor, what: str) -> Iterator[None]:
+        """One transaction, holding a lock that every worker creating ``what`` in this schema
+        takes. IF NOT EXISTS alone is not enough: two sessions that create the same schema or
+        table at once both see it missing, and the second fails on the catalog's unique index
+        (``pg_type_typname_nsp_index``) when the first commits. Workers on many hosts starting
+        one backfill into an empty database do exactly that."""
+        cur.execute("BEGIN")
+        try:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.schema}.create.{what}"]
+            )
+            yield
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
 
     def _ensure_parent(
         self, cur: Cursor, table: str, fields: Sequence[tuple[str, pa.DataType]]
@@ -183,14 +206,15 @@ class PostgresWarehouse:
         )
         found = cur.fetchone()
         if found is None:
-            cur.execute(
-                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY RANGE ({})").format(
-                    self._ident(table),
-                    ddl.columns(fields, not_null=(catalog.PICKUP_COLUMN,)),
-                    sql.Identifier(catalog.PICKUP_COLUMN),
+            with self._creating(cur, table):
+                cur.execute(
+                    sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY RANGE ({})").format(
+                        self._ident(table),
+                        ddl.columns(fields, not_null=(catalog.PICKUP_COLUMN,)),
+                        sql.Identifier(catalog.PICKUP_COLUMN),
+                    )
                 )
-            )
-            self._index(cur, table)
+                self._index(cur, table)
         elif found[0] != "p":
             raise PipelineError(
                 f"PostgreSQL {self.pg.describe()}: {self.schema}.{table} exists but is not "
@@ -268,13 +292,23 @@ class PostgresWarehouse:
         """Create the ledger once per schema, and carry over the loads that Luigi's
         ``table_updates`` markers recorded before it existed (so they are not loaded again).
         Those markers stay where they are: Luigi's table may hold other projects' rows."""
-        cur.execute("SELECT to_regclass(%s)", [self._ident(LEDGER_TABLE).as_string(cur)])
-        found = cur.fetchone()
-        if found and found[0] is not None:
+
+        def exists() -> bool:
+            # A query on pg_class, not to_regclass(): after waiting on an advisory lock the
+            # session's catalog cache may not yet show what the other worker committed; a
+            # query's own snapshot does (READ COMMITTED).
+            cur.execute(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = %s",
+                [self.schema, LEDGER_TABLE],
+            )
+            return cur.fetchone() is not None
+
+        if exists():
             return
-        cur.execute("BEGIN")
-        try:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{self.schema}.ledger"])
+        with self._creating(cur, LEDGER_TABLE):
+            if exists():  # another worker made it while this one waited: markers copied once
+                return
             fields = [(n, t) for n, t in LEDGER]
             cur.execute(
                 sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
@@ -283,10 +317,6 @@ class PostgresWarehouse:
             )
             for record in self._luigi_markers(cur):
                 self._write_ledger(cur, record)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
 
     def _luigi_markers(self, cur: Cursor) -> list[LoadRecord]:
         """Loads recorded as ``{schema}.{table}/YYYY-MM/rows=N/source=S/clean=C`` in Luigi's

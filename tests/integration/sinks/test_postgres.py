@@ -352,6 +352,42 @@ def test_two_workers_loading_one_month_at_once_serialise(pg: PostgresWarehouse, 
     assert month_count(pg, "green_trips", 2021, 1) == want
 
 
+def test_first_loads_of_different_months_into_a_new_schema_at_once(
+    pg_database: PgConn, green_clean
+):
+    """Workers on several hosts start a backfill into an empty database: the first loads of
+    different months create the schema, the ledger and the partitioned table at the same
+    moment. PostgreSQL's IF NOT EXISTS is not safe against a concurrent create (the loser
+    fails on pg_type's unique index: seen in the many-hosts test), so each load must still
+    succeed. Several rounds, each on a fresh schema, all threads released together."""
+    months = list(green_clean.values())
+    assert len(months) >= 2
+    for round_ in range(4):
+        schema = f"t_first_loads_{os.getpid()}_{round_}"
+        wh = PostgresWarehouse(pg_database, schema)
+        gate = threading.Barrier(len(months))
+        results: list[object] = []
+
+        def load(d: Cleaned, wh: PostgresWarehouse = wh, gate: threading.Barrier = gate) -> None:
+            gate.wait()
+            try:
+                results.append(load_month(d, wh))
+            except Exception as e:  # reported by the assert below
+                results.append(e)
+
+        threads = [threading.Thread(target=load, args=(d,)) for d in months]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert [str(r) for r in results if isinstance(r, Exception)] == []
+            assert sorted(results) == sorted(d.report["rows_out"] for d in months)  # type: ignore[type-var]
+            assert len(wh.loaded_months()) == len(months)
+        finally:
+            pg_query_autocommit(wh, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def test_row_count_mismatch_replaces_nothing(pg: PostgresWarehouse, green_clean):
     d = green_clean[(2021, 1)]
     load_month(d, pg)
