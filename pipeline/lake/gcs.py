@@ -4,10 +4,10 @@ Reads go through pyarrow's ``GcsFileSystem`` (C++, range reads, the GIL released
 stage reads a raw parquet month row group by row group from it, as from a local file. Writes
 go through google-cloud-storage, in pieces whose size is known:
 
-- an object is written as 8 MiB chunks, each one a single-request upload with its crc32c
-  (the server refuses a chunk whose bytes changed on the way), two in flight while the next
+- an object is written as 4 MiB chunks, each one a single-request upload with its crc32c
+  (the server refuses a chunk whose bytes changed on the way), one in flight while the next
   fills, then composed into the final name (32 pieces per compose request, repeated for larger
-  objects) and the chunks deleted. Memory stays at three chunks whatever the object's size,
+  objects) and the chunks deleted. Memory stays at two chunks whatever the object's size,
   the size of the stream need not be known (a clean month's parquet is not), a retry resends
   one chunk, and the final object's crc32c is checked against the bytes written.
 - a marker (``*.manifest.json``, ``_quality.json``) is one small upload with
@@ -54,8 +54,12 @@ from pipeline.util.gcp_retry import logged, why
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8 << 20  # bytes per uploaded piece (a multiple of 256 KiB, as GCS wants)
-IN_FLIGHT = 2  # pieces uploading while the next one fills
+# Bytes per uploaded piece, at most, and pieces uploading while the next one fills. Measured
+# on a 224 MB month (benchmarks/lake.py): 8 MiB pieces, two in flight, cost 86 MB more peak
+# RSS than 4 MiB and one (the client copies each piece twice, and freed 8 MiB buffers
+# fragment the upload threads' malloc arenas), and were no faster against the emulator.
+CHUNK = 4 << 20
+IN_FLIGHT = 1
 COMPOSE_MAX = 32  # GCS composes at most 32 objects per request
 READ_RETRY_LIMIT = dt.timedelta(seconds=60)  # pyarrow's retries of a read, in all
 
@@ -278,7 +282,7 @@ class GcsStore:
 
 
 class _ChunkedUpload:
-    """The sink behind a GcsStore writer: 8 MiB pieces, uploaded while the next fills, then
+    """The sink behind a GcsStore writer: 4 MiB pieces, uploaded while the next fills, then
     composed into the object. Pieces are named ``.{name}.tmp-{token}.{n}`` beside the object,
     where a sweep finds them if the process dies."""
 
@@ -287,19 +291,35 @@ class _ChunkedUpload:
         folder, _, base = name.rpartition("/")
         stem = f".{base}.tmp-{writer_token()}"
         self._piece_stem = f"{folder}/{stem}" if folder else stem
-        self._buffer = bytearray()
+        self._blocks: list[bytes] = []
+        self._buffered = 0
         self._pieces: list[str] = []
         self._uploads: list[Future[None]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def write(self, data: bytes) -> int:
-        self._buffer += data
-        while len(self._buffer) >= CHUNK:
-            piece = bytes(self._buffer[:CHUNK])
-            del self._buffer[:CHUNK]
-            self._submit(piece)
+        # Blocks are kept as they come and joined once into a piece: one copy per byte, not
+        # the three that a growing bytearray sliced into pieces costs. Pieces need not be of
+        # equal size (compose takes any).
+        # A piece never exceeds CHUNK (at most 8 MiB): larger, the client would switch to a
+        # resumable upload, with copies of its own.
+        view = memoryview(data)
+        for start in range(0, len(view), CHUNK):
+            part = view[start : start + CHUNK]
+            block = data if isinstance(data, bytes) and len(part) == len(data) else bytes(part)
+            if self._buffered + len(block) > CHUNK:
+                self._flush()
+            self._blocks.append(block)
+            self._buffered += len(block)
         return len(data)
+
+    def _flush(self) -> None:
+        if not self._blocks:
+            return
+        piece = b"".join(self._blocks)
+        self._blocks, self._buffered = [], 0
+        self._submit(piece)
 
     def _submit(self, data: bytes) -> None:
         if self._pool is None:
@@ -333,7 +353,7 @@ class _ChunkedUpload:
         final = store.bucket.blob(store.key(self.name))
         what = f"upload of {store.uri(self.name)}"
         if not self._pieces:  # small: one request, no pieces
-            data = bytes(self._buffer)
+            data = b"".join(self._blocks)
             store._call(
                 what,
                 lambda: final.upload_from_string(
@@ -342,9 +362,8 @@ class _ChunkedUpload:
                 ),
             )  # fmt: skip
             return final
-        if self._buffer:
-            self._submit(bytes(self._buffer))
-            self._buffer = bytearray()
+        if self._blocks:
+            self._flush()
         for f in self._uploads:
             f.result()
         self._shutdown()
