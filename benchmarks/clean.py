@@ -38,9 +38,12 @@ SIZES = (1_369_769, 7_696_617)
 # --- the two cleans, each run in its own process -----------------------------------------------
 def run_pipeline(src: Path, out: Path) -> int:
     from pipeline.domain.months import MonthKey
+    from pipeline.extract.sources import RawInput, open_source
+    from pipeline.lake.lake import local
     from pipeline.transform.clean import clean_month
 
-    quality = clean_month(src, "parquet", MonthKey("yellow", 2021, 1), out)
+    source = open_source(RawInput.local(src), "parquet")
+    quality = clean_month(source, MonthKey("yellow", 2021, 1), local(out))
     return quality["rows_out"]
 
 

@@ -11,7 +11,7 @@ pg_write_server_files).
 
 Three loaders, all into a fresh logged table:
 
-- **pipeline**: ``pipeline.orchestration.loading.load_clean_month`` with
+- **pipeline**: ``pipeline.orchestration.loading.load_month`` with
   ``PostgresWarehouse``, in a fresh process per run. It does the whole LoadPostgres job:
   stage, binary COPY, count check, CHECK constraint, BRIN index, and the swap with its ledger
   row. The schema is dropped between runs, so every run is a first load.
@@ -62,8 +62,10 @@ def conn_args(db: str) -> dict[str, object]:
 
 
 # --- children ---------------------------------------------------------------------------------
-def child_pipeline(clean_dir: str, db: str, schema: str) -> dict[str, float]:
-    from pipeline.orchestration.loading import load_clean_month
+def child_pipeline(lake_root: str, db: str, schema: str) -> dict[str, float]:
+    from pipeline.domain.months import MonthKey
+    from pipeline.lake.lake import local
+    from pipeline.orchestration.loading import load_month
     from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 
     c = conn_args(db)
@@ -71,7 +73,7 @@ def child_pipeline(clean_dir: str, db: str, schema: str) -> dict[str, float]:
         PgConn.resolve(c.get("host"), c.get("port"), c["database"], c.get("user")), schema
     )
     t0 = time.perf_counter()
-    rows = load_clean_month(Path(clean_dir), wh, "postgres").rows_out
+    rows = load_month(local(lake_root), MonthKey("yellow", 2021, 1), wh, "postgres").rows_out
     return {"rows": rows, "inner_s": time.perf_counter() - t0, "rss_mb": peak_rss_mb()}
 
 
@@ -158,6 +160,8 @@ def main() -> None:
         return
 
     from pipeline.domain.months import MonthKey
+    from pipeline.extract.sources import RawInput, open_source
+    from pipeline.lake.lake import local
     from pipeline.transform.clean import clean_month
     from tools.synthetic import write_yellow_month
 
@@ -187,8 +191,9 @@ def main() -> None:
 
             for rows in args.rows or SIZES:
                 raw = write_yellow_month(tmpd / f"yellow_tripdata_2021-01.{rows}.parquet", rows)
-                clean_dir = tmpd / f"clean-{rows}"
-                quality = clean_month(raw, "parquet", MonthKey("yellow", 2021, 1), clean_dir)
+                clean_dir = tmpd / f"lake-{rows}"
+                source = open_source(RawInput.local(raw), "parquet")
+                quality = clean_month(source, MonthKey("yellow", 2021, 1), local(clean_dir))
                 raw.unlink()
                 n = quality["rows_out"]
                 ours = []
@@ -222,7 +227,7 @@ def main() -> None:
                     f"| {n / server_s:,.0f} | — |"
                 )
                 print(
-                    f"| {n:,} | pipeline: load_clean_month (LoadPostgres) | {ours_s:.2f} "
+                    f"| {n:,} | pipeline: load_month (LoadPostgres) | {ours_s:.2f} "
                     f"| {median(ours, 'wall_s'):.2f} | {n / ours_s:,.0f} "
                     f"| {median(ours, 'rss_mb'):.0f} |",
                     flush=True,
