@@ -49,7 +49,7 @@ def token_is_dead(token: str) -> bool:
     """True when ``token``'s process ran on this host and has ended."""
     try:
         host, pid, _ = token.split("-")
-        return host == _HOST and not _alive(int(pid))
+        return host == _HOST and not pid_alive(int(pid))
     except ValueError:
         return False
 
@@ -74,7 +74,8 @@ def sweep_stale_temps(final: Path) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0 asks without sending)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

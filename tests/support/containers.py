@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.lake.local import pid_alive
+
 STANDINS = Path(__file__).resolve().parent / "standins"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PYTHON_IMAGE = "docker.io/library/python:3.11-slim"
@@ -438,19 +440,10 @@ def sweep_stale_projects(prefix: str) -> list[str]:
     swept = []
     for name in sorted(names):
         m = re.fullmatch(re.escape(prefix) + r"(\d+)-\w+", name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             remove_project(name)
             swept.append(name)
     return swept
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -368,7 +368,12 @@ def test_first_loads_of_different_months_into_a_new_schema_at_once(
         gate = threading.Barrier(len(months))
         results: list[object] = []
 
-        def load(d: Cleaned, wh: PostgresWarehouse = wh, gate: threading.Barrier = gate) -> None:
+        def load(
+            d: Cleaned,
+            wh: PostgresWarehouse = wh,
+            gate: threading.Barrier = gate,
+            results: list[object] = results,
+        ) -> None:
             gate.wait()
             try:
                 results.append(load_month(d, wh))
