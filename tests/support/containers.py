@@ -444,7 +444,6 @@ def sweep_stale_projects(prefix: str) -> list[str]:
             remove_project(name)
             swept.append(name)
     return swept
-    return True
 
 
 def run_image(image: str, *cmd: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
