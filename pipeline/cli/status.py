@@ -139,11 +139,11 @@ def use_ansi(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def main(argv: list[str] | None = None, today: dt.date | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     from pipeline.cli.cron import cron  # [cron] colors and publication_lag_days
 
     args = build_parser().parse_args(argv)
-    today = today or dt.date.today()
+    today = dt.date.today()
     try:
         sinks = (
             status.parse_list(args.sinks, config.SINKS, "--sinks")

@@ -36,10 +36,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import requests
+
 from pipeline.domain import catalog, months
 from pipeline.domain.errors import BadParameter
 from pipeline.domain.months import MonthKey, YearMonth
+from pipeline.extract.download import NOT_PUBLISHED
 from pipeline.lake.lake import Lake
+from pipeline.orchestration import preflight
 from pipeline.sinks.base import Sink
 
 
@@ -357,8 +361,6 @@ def read_failures(
     url: str, families: Mapping[str, frozenset[str] | None], timeout: float
 ) -> list[Failure]:
     """luigid's FAILED and DISABLED month tasks; none when luigid does not answer."""
-    from pipeline.orchestration import preflight
-
     out: list[Failure] = []
     for status in ("FAILED", "DISABLED"):
         try:
@@ -374,10 +376,6 @@ def read_failures(
 def head_unpublished(urls: Mapping[MonthKey, str], timeout: float) -> frozenset[MonthKey]:
     """The months whose source URL answers a HEAD with 403/404/410 within ``timeout``. All
     in parallel; a month with no answer in time is not among them."""
-    import requests
-
-    from pipeline.extract.download import NOT_PUBLISHED
-
     found: set[MonthKey] = set()
     lock = threading.Lock()
 

@@ -160,3 +160,22 @@ def test_defaults_without_any_data_come_from_the_configuration(env: PipelineEnv)
     assert [(c["year"], c["month"]) for c in cells] == [
         (today.year, m) for m in range(1, today.month + 1)
     ]
+
+
+def test_a_sink_that_cannot_be_read_shows_question_marks_and_exits_1(env: PipelineEnv):
+    env.configure(
+        core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()},
+        pipeline={"sinks": ["duckdb", "postgres"]},
+        postgres={"host": "127.0.0.1", "port": free_port(), "connect_timeout": 2},
+    )
+    # libpq's PG* variables win over [postgres]: without them, nobody listens on that port
+    no_pg = {k: v for k, v in env.env().items() if not k.startswith("PG")}
+    run = subprocess.run(
+        [str(BIN / "tlc-status"), "--colors", "green", "--start", "2021-01", "--end", "2021-02"],
+        env=no_pg, cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[4] == "green 2021 .?  .?"
+    assert lines[-1].startswith("postgres: its load ledger could not be read (")
+    assert "connection refused" in lines[-1].lower()
