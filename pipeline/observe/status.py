@@ -18,7 +18,7 @@ that is what a Backfill would try, and the Backfill then tells "not out yet" apa
 A loaded cell stays loaded whatever luigid says: the ledger row is written in the same
 transaction as the rows, so it is the truth about the warehouse.
 
-What it reads, and what that costs (480 months in two sinks in well under 2 s,
+What it reads, and what that costs (ten years of four colours in two sinks in under 1 s,
 ``benchmarks/status.py``): one ledger query per sink (``Sink.loaded_months``), one listing
 per colour of the lake's clean markers (``Lake.quality_digests``), two ``task_list`` calls
 to luigid with a short timeout (none at all when luigid does not answer: failures are then
