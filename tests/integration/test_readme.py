@@ -4,9 +4,10 @@ The commands that move data are exercised elsewhere against local servers (all u
 tests/integration/): the first command's `luigi ... LoadDuckDB` in cli/test_cli.py,
 `bash .ci/run` by CI itself, LoadPostgres and the ingest CLI in sinks/test_postgres.py,
 LoadBigQuery in sinks/test_bigquery.py, Backfill/IngestMonth/tlc-luigid in
-orchestration/test_orchestration.py, tlc-cron in cli/test_cron.py, the compose services in
-test_docker.py (statically) and, with the podman commands, test_container.py. This test keeps
-the README honest about names, tasks, flags and arguments: a renamed flag breaks it.
+orchestration/test_orchestration.py, tlc-cron in cli/test_cron.py, tlc-status in
+cli/test_status.py, the compose services in test_docker.py (statically) and, with the podman
+commands, test_container.py. This test keeps the README honest about names, tasks, flags and
+arguments: a renamed flag breaks it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from pipeline.cli import forget, ingest
+from pipeline.cli import forget, ingest, status
 from tests.support.fixtures import REPO
 
 # Programs the README may use that are not ours.
@@ -92,6 +93,8 @@ def check(cmd: list[str]) -> None:
         args = forget.build_parser().parse_args(cmd[1:])
         assert args.year
         assert args.month
+    if prog == "tlc-status":
+        status.build_parser().parse_args(cmd[1:])  # a renamed flag exits 2
 
 
 def test_every_readme_command_exists():

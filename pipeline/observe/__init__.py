@@ -1,0 +1,1 @@
+"""Looking at what the pipeline has done: which months are loaded where (``status``)."""
