@@ -21,6 +21,7 @@ import pytest
 
 import pipeline
 from pipeline.cli import forget, ingest
+from pipeline.cli import report as report_cli
 from tests.support.fixtures import REPO
 
 # Programs the README may use that are not ours.
@@ -92,6 +93,8 @@ def check(cmd: list[str]) -> None:
         args = forget.build_parser().parse_args(cmd[1:])
         assert args.year
         assert args.month
+    if prog == "tlc-report":
+        report_cli.build_parser().parse_args(cmd[1:])
 
 
 def test_every_readme_command_exists():
