@@ -453,6 +453,14 @@ def _figures(
         rows.add_trace(trace)
     _layout(rows, "Rows per month (rows out of the clean stage), with every anomaly", 460, last)
     rows.update_yaxes(title="rows", rangemode="tozero")
+    # A log axis shows the small colours' months (green is a hundredth of yellow) as clearly.
+    rows.update_layout(updatemenus=[{
+        "type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1.12,
+        "buttons": [
+            {"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
+            {"label": "log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
+        ],
+    }])  # fmt: skip
     figures.append(("chart-rows", "Rows per month", rows))
 
     dropped = go.Figure()
