@@ -94,7 +94,7 @@ ROWS, NULLS, SINKS, LEDGER = "rows", "nulls", "sinks", "ledger"
 RULE_TITLES = {
     ROWS: "row count far from its trailing median",
     NULLS: "null share of a column jumps",
-    SINKS: "loaded in one sink, missing in another",
+    SINKS: "missing in a sink",
     LEDGER: "ledger row disagrees with _quality.json",
 }
 
