@@ -36,6 +36,7 @@ from pipeline.orchestration.tasks import (  # noqa: E402
     LoadPostgres,
     LoadZones,
     MonthPublished,
+    Report,
     UploadGCS,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "LoadPostgres",
     "LoadZones",
     "MonthPublished",
+    "Report",
     "UploadGCS",
     "__version__",
 ]

@@ -4,12 +4,15 @@ ledger row says so, and says it is of the clean month at hand."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import luigi
 
 from pipeline.domain.months import MonthKey
 from pipeline.lake.lake import Lake
+from pipeline.observe import report
 from pipeline.sinks.base import Sink
 
 if TYPE_CHECKING:
@@ -83,3 +86,14 @@ class GcsMonthTarget(luigi.Target):
         folder = self.lake.store.local_path(self.lake.clean_prefix(self.key))
         assert folder is not None, "UploadGCS copies a local lake"
         return self.copy.month_complete(folder, self.key)
+
+
+class ReportTarget(luigi.Target):
+    """Exists when the report file at ``path`` was drawn from the lake and ledgers as they
+    are now (the fingerprint in its head), so a report is drawn again after any load."""
+
+    def __init__(self, path: Path, lake: Lake, sinks: Mapping[str, Sink]):
+        self.path, self.lake, self.sinks = path, lake, sinks
+
+    def exists(self) -> bool:
+        return report.is_current(self.path, self.lake, self.sinks)

@@ -4,6 +4,7 @@ DownloadMonth -> CleanParquet -> LoadDuckDB                <- LoadZones(sink=duc
                               -> LoadPostgres              <- LoadZones(sink=postgres)
                               -> UploadGCS -> LoadBigQuery <- LoadZones(sink=bigquery)
 LoadZones <- DownloadZones
+Backfill --report -> Report -> Backfill (its months first, then the quality report)
 
 With the lake on GCS (``[lake] root = "gs://..."``) LoadBigQuery loads the lake's own
 objects, and UploadGCS has nothing to copy: it is complete when CleanParquet is.
@@ -11,24 +12,30 @@ objects, and UploadGCS has nothing to copy: it is complete when CleanParquet is.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import luigi
 
 from pipeline.domain import catalog
 from pipeline.domain.months import MonthKey
 from pipeline.extract import download
 from pipeline.lake.lake import Lake
+from pipeline.observe import report as quality_report
 from pipeline.orchestration import backfill, config, loading, logs, preflight
 from pipeline.orchestration.targets import (
     CleanMonthTarget,
     GcsMonthTarget,
     MonthLoadedTarget,
     RawFileTarget,
+    ReportTarget,
     ZonesLoadedTarget,
 )
+from pipeline.sinks.base import Sink
 
 # A Luigi event of ours: MonthPublished found the month not published (a 403/404), as opposed
 # to not being able to tell (Luigi reports both as DEPENDENCY_MISSING). tlc-cron listens.
 NOT_PUBLISHED = "tlc.month_not_published"
+REPORT_PATH = "data/report.html"  # tlc-report's default too
 
 
 class PipelineTask(luigi.Task):
@@ -272,17 +279,33 @@ class IngestMonth(MonthTask, luigi.WrapperTask):
 
 
 class Backfill(PipelineTask, luigi.WrapperTask):
-    """IngestMonth for every colour-month from --start to --end that is not done yet."""
+    """IngestMonth for every colour-month from --start to --end that is not done yet; with
+    --report, then the quality report (Report) of the whole lake."""
 
     colors = luigi.Parameter(default="yellow", description="comma list, e.g. yellow,green")
     start = luigi.MonthParameter(description="first month, YYYY-MM")
     end = luigi.MonthParameter(description="last month, YYYY-MM (inclusive)")
+    report = luigi.BoolParameter(
+        default=False, description="end with the quality report (Report, --report-path)"
+    )
+    report_path = luigi.Parameter(
+        default=REPORT_PATH, description="where --report writes the report's HTML"
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         backfill.parse_colors(self.colors)
 
-    def requires(self) -> list[IngestMonth]:
+    def requires(self) -> list[luigi.Task]:
+        if self.report:
+            # Report waits for this same backfill without --report: the months first.
+            return [Report(path=self.report_path, after=self.months_only().to_str_params())]
+        return self.missing_months()
+
+    def months_only(self) -> Backfill:
+        return Backfill(colors=self.colors, start=self.start, end=self.end)
+
+    def missing_months(self) -> list[luigi.Task]:
         keys = backfill.wanted(backfill.parse_colors(self.colors), self.start, self.end)
         names = config.pipeline().sink_names()
         the_lake = config.lake().get()
@@ -290,3 +313,40 @@ class Backfill(PipelineTask, luigi.WrapperTask):
         return [
             IngestMonth(color=k.color, year=k.year, month=k.month) for k in keys if k not in done
         ]
+
+
+class Report(PipelineTask):
+    """The quality report of the whole lake and the ledgers of [pipeline] sinks: one
+    self-contained HTML file (pipeline/observe/report.py). Complete while the file was drawn
+    from the lake and ledgers as they are now, so it is drawn again after any load.
+
+    ``after`` holds a Backfill's parameters (how ``Backfill --report`` asks for it): the
+    report then waits for those months."""
+
+    path = luigi.Parameter(default=REPORT_PATH, description="the report's HTML file")
+    after = luigi.DictParameter[dict[str, str]](
+        default={}, description="a Backfill's parameters to wait for (Backfill --report sets it)"
+    )
+
+    def requires(self) -> list[luigi.Task]:
+        return [Backfill.from_str_params(dict(self.after))] if self.after else []
+
+    def sinks(self) -> dict[str, Sink]:
+        return {n: config.sink(n) for n in config.pipeline().sink_names()}
+
+    def output(self) -> ReportTarget:
+        return ReportTarget(Path(self.path), config.lake().get(), self.sinks())
+
+    def complete(self) -> bool:
+        # A report that matches the state before the backfill's loads must not hide them:
+        # Luigi never runs the requirements of a complete task.
+        if not all(t.complete() for t in luigi.task.flatten(self.requires())):
+            return False
+        return super().complete()
+
+    def run(self) -> None:
+        written = quality_report.write_report(config.lake().get(), self.sinks(), Path(self.path))
+        if self.set_status_message is not None:
+            self.set_status_message(
+                f"{written.months} months, {len(written.anomalies)} anomalies: {written.path}"
+            )

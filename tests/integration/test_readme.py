@@ -22,6 +22,7 @@ import pytest
 
 import pipeline
 from pipeline.cli import forget, ingest, status
+from pipeline.cli import report as report_cli
 from tests.support.fixtures import REPO
 
 # Programs the README may use that are not ours.
@@ -95,6 +96,8 @@ def check(cmd: list[str]) -> None:
         assert args.month
     if prog == "tlc-status":
         status.build_parser().parse_args(cmd[1:])  # a renamed flag exits 2
+    if prog == "tlc-report":
+        report_cli.build_parser().parse_args(cmd[1:])
 
 
 def test_every_readme_command_exists():
