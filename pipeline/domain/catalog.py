@@ -201,9 +201,9 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
 }
 
 # The TLC's own spelling of each canonical column, as its current parquet files write it (the
-# last era of each colour in eras.py; the course's csv.gz agree, except yellow 2021's lowercase
-# ``airport_fee``), where it differs from the canonical name. SQL written against the TLC's
-# files, as the DataTalksClub course writes it, runs on the views that show each
+# last era of each colour in eras.py; the course's yellow and green csv.gz agree, except yellow's
+# ``airport_fee`` before 2023), where it differs from the canonical name. SQL written against
+# the TLC's files, as the DataTalksClub course writes it, runs on the views that show each
 # ``{color}_trips`` under these names (``tlc_view``). A column the current files lack (the
 # lon/lat of 2009-2016, green's airport_fee, fhvhv's sr_flag) keeps its canonical name.
 _TAXI_TLC = {
