@@ -298,6 +298,9 @@ class PostgresWarehouse:
         readers see the new data and its view together. Each view has a savepoint of its own:
         one that cannot be made (its name taken by a table, a lock that times out) costs the
         view, with one warning line, never the load."""
+        # Replacing a view waits for its readers: bounded, as the swap is (the zones load sets
+        # no timeout of its own).
+        cur.execute("SET LOCAL lock_timeout = %s", [f"{int(self.lock_timeout * 1000)}ms"])
         for view in views:
             cur.execute("SAVEPOINT tlc_view")
             try:

@@ -16,6 +16,8 @@ import csv
 import gzip
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -386,6 +388,35 @@ def test_postgres_old_view_with_dependents_warns_and_the_load_succeeds(
     assert "depend" in line
     total = 76368 + cleaned[FEB_2023].report["rows_out"]
     assert pg_rows(pg, "SELECT COUNT(*) FROM mine") == [(total,)]
+
+
+def test_a_reader_of_the_view_delays_the_zones_load_a_bounded_time(
+    pg: PostgresWarehouse, warnings: Warnings
+):
+    """Replacing the view waits for its readers, up to lock_timeout; then the zones load
+    commits without it, and says so."""
+    zones, sha = read_zones(ZONES_FILE), sha256_file(ZONES_FILE)
+    pg.load_zones(zones, sha)
+    reader = pg.pg.connect()  # a transaction that has read the view holds it until it ends
+    # Were the wait unbounded, this ends it after 20 s, so the test fails instead of hanging.
+    release = threading.Timer(20, reader.close)
+    release.start()
+    try:
+        cur = reader.cursor()
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(pg.schema, "taxi_zone_lookup")))  # fmt: skip
+        assert cur.fetchone() == (265,)
+        quick = PostgresWarehouse(pg.pg, pg.schema, lock_timeout=1.0)
+        started = time.monotonic()
+        record = quick.load_zones(zones, sha)
+        assert time.monotonic() - started < 10
+    finally:
+        release.cancel()
+        reader.close()
+    assert quick.zones_loaded() == record
+    (line,) = warnings.lines
+    assert "taxi_zone_lookup" in line
+    assert "lock timeout" in line
 
 
 def test_a_load_into_the_courses_table_name_makes_no_view(
