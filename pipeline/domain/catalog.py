@@ -200,6 +200,40 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
     ),
 }
 
+# The TLC's own spelling of each canonical column, as its current parquet files write it (the
+# last era of each colour in eras.py; the course's yellow and green csv.gz agree, except yellow's
+# ``airport_fee`` before 2023), where it differs from the canonical name. SQL written against
+# the TLC's files, as the DataTalksClub course writes it, runs on the views that show each
+# ``{color}_trips`` under these names (``tlc_view``). A column the current files lack (the
+# lon/lat of 2009-2016, green's airport_fee, fhvhv's sr_flag) keeps its canonical name.
+_TAXI_TLC = {
+    "vendor_id": "VendorID",
+    "ratecode_id": "RatecodeID",
+    "pu_location_id": "PULocationID",
+    "do_location_id": "DOLocationID",
+}
+TLC_NAMES: dict[str, dict[str, str]] = {
+    "yellow": {
+        **_TAXI_TLC,
+        "pickup_datetime": "tpep_pickup_datetime",
+        "dropoff_datetime": "tpep_dropoff_datetime",
+        "airport_fee": "Airport_fee",
+    },
+    "green": {
+        **_TAXI_TLC,
+        "pickup_datetime": "lpep_pickup_datetime",
+        "dropoff_datetime": "lpep_dropoff_datetime",
+    },
+    "fhv": {
+        "dropoff_datetime": "dropOff_datetime",
+        "pu_location_id": "PUlocationID",
+        "do_location_id": "DOlocationID",
+        "sr_flag": "SR_Flag",
+        "affiliated_base_number": "Affiliated_base_number",
+    },
+    "fhvhv": {"pu_location_id": "PULocationID", "do_location_id": "DOLocationID"},
+}
+
 # Rules that drop rows. Each applies to the colours whose schema has the column it reads.
 PASSENGER_COLUMN = "passenger_count"
 PICKUP_COLUMN = "pickup_datetime"
@@ -273,3 +307,51 @@ ZONES_COLUMNS: dict[str, str] = {
     "zone": "zone",
     "service_zone": "service_zone",
 }
+ZONES_TABLE = "taxi_zones"
+# The lookup CSV's own header, for the view that shows taxi_zones under it.
+ZONES_TLC_NAMES: dict[str, str] = {
+    "location_id": "LocationID",
+    "borough": "Borough",
+    "zone": "Zone",
+    "service_zone": "service_zone",
+}
+ZONES_DOCS: dict[str, str] = {
+    "location_id": "TLC taxi zone id (1-265), the trips' pu_location_id / do_location_id.",
+    "borough": "Borough (EWR for Newark Airport; Unknown for 264 and 265).",
+    "zone": "Zone name.",
+    "service_zone": "Yellow Zone, Boro Zone, Airports, EWR (N/A for 264 and 265).",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Views with the TLC's names
+@dataclass(frozen=True)
+class TlcView:
+    """A canonical table shown under the TLC's names: ``{color}_tripdata`` (the TLC's file
+    name) over ``{color}_trips``, ``taxi_zone_lookup`` over ``taxi_zones``. Each sink renders it
+    in its own SQL dialect and quoting."""
+
+    name: str
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (canonical column, TLC name), in the table's order
+
+
+def tlc_name(color: str, column: str) -> str:
+    """The TLC's spelling of a canonical column of ``color``."""
+    return TLC_NAMES[color].get(column, column)
+
+
+def tlc_view(color: str) -> TlcView:
+    table = trips_table(color)
+    names = tuple((c.name, tlc_name(color, c.name)) for c in SCHEMAS[color])
+    return TlcView(f"{color}_tripdata", table, names)
+
+
+def zones_tlc_view() -> TlcView:
+    names = tuple((n, ZONES_TLC_NAMES[n]) for n in ZONES_SCHEMA.names)
+    return TlcView("taxi_zone_lookup", ZONES_TABLE, names)
+
+
+def tlc_views() -> tuple[TlcView, ...]:
+    """Every view with the TLC's names: one per colour, then the zones."""
+    return (*(tlc_view(c) for c in COLORS), zones_tlc_view())

@@ -1,5 +1,7 @@
 """The embedded warehouse: one DuckDB file, one table per colour, ``taxi_zones``, and the load
-ledger ``_pipeline_loads`` that ``LoadDuckDB.complete()`` reads.
+ledger ``_pipeline_loads`` that ``LoadDuckDB.complete()`` reads. After each load, the views with
+the TLC's names (``{color}_tripdata``, ``taxi_zone_lookup``: ``catalog.tlc_view``) are made
+again, so the course's SQL runs on the tables.
 
 DuckDB allows one writing process per file. Connections are opened per operation and closed
 at once, so a worker holds the file lock only while it loads.
@@ -8,6 +10,7 @@ at once, so a worker holds the file lock only while it loads.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,7 +37,9 @@ from pipeline.util.failpoints import failpoint
 if TYPE_CHECKING:
     import duckdb
 
-ZONES_TABLE = "taxi_zones"
+log = logging.getLogger(__name__)
+
+ZONES_TABLE = catalog.ZONES_TABLE
 
 _DUCK_TYPES = {
     pa.timestamp("us"): "TIMESTAMP",
@@ -54,6 +59,13 @@ def ident(name: str) -> str:
 def table_ddl(name: str, columns: Sequence[tuple[str, pa.DataType]]) -> str:
     cols = ", ".join(f"{ident(n)} {_DUCK_TYPES[t]}" for n, t in columns)
     return f"CREATE TABLE IF NOT EXISTS {ident(name)} ({cols})"
+
+
+def view_ddl(view: catalog.TlcView) -> str:
+    """The view with the TLC's names. DuckDB matches names case-insensitively, so the course's
+    ``PULocationID`` works quoted or not; the quotes keep the TLC's spelling in the output."""
+    cols = ", ".join(f"{ident(column)} AS {ident(name)}" for column, name in view.columns)
+    return f"CREATE OR REPLACE VIEW {ident(view.name)} AS SELECT {cols} FROM {ident(view.table)}"
 
 
 class DuckDBWarehouse:
@@ -94,7 +106,10 @@ class DuckDBWarehouse:
                 time.sleep(0.2)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _transaction(
+        self, views: Sequence[catalog.TlcView] = ()
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction; then, on the same connection, ``views`` made again."""
         with self.connect() as con:
             self._ensure_ledger(con)
             con.begin()
@@ -104,6 +119,29 @@ class DuckDBWarehouse:
             except BaseException:
                 con.rollback()
                 raise
+            self._refresh_views(con, views)
+
+    def _refresh_views(
+        self, con: duckdb.DuckDBPyConnection, views: Sequence[catalog.TlcView]
+    ) -> None:
+        """CREATE OR REPLACE each view, after the load committed. DuckDB aborts a transaction at
+        its first error, so a view that cannot be made (its name taken by a table of the
+        user's, a table older than the catalog) would take the load down with it inside the
+        transaction; here it costs only the view, with one warning line."""
+        import duckdb
+
+        for view in views:
+            try:
+                con.execute(view_ddl(view))
+            except duckdb.Error as e:
+                log.warning(
+                    "DuckDB %s: view %s (the TLC's names over %s) not refreshed, the load "
+                    "itself committed: %s",
+                    self.path,
+                    view.name,
+                    view.table,
+                    " ".join(str(e).split()),
+                )
 
     # -- the ledger ---------------------------------------------------------------------------
     def _ensure_ledger(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -186,7 +224,7 @@ class DuckDBWarehouse:
         table = catalog.trips_table(key.color)
         start, end = key.bounds()
         expected = report["rows_out"]
-        with self._transaction() as con:
+        with self._transaction(views=(catalog.tlc_view(key.color),)) as con:
             con.execute(table_ddl(table, _columns_of(key.color)))
             con.execute(
                 f"DELETE FROM {ident(table)} WHERE pickup_datetime >= ? AND pickup_datetime < ?",
@@ -243,7 +281,7 @@ class DuckDBWarehouse:
     # -- zones --------------------------------------------------------------------------------
     def load_zones(self, table: pa.Table, sha256: str) -> LoadRecord:
         started = time.monotonic()
-        with self._transaction() as con:
+        with self._transaction(views=(catalog.zones_tlc_view(),)) as con:
             con.register("zones_in", table)
             try:
                 replace = f"CREATE OR REPLACE TABLE {ident(ZONES_TABLE)} AS SELECT * FROM zones_in"

@@ -6,6 +6,7 @@ the package. tests/integration/test_container.py builds and runs them for real w
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shlex
 import subprocess
@@ -195,6 +196,36 @@ def test_profiles_ports_volumes_and_healthchecks():
         assert services[name]["environment"]["GOOGLE_APPLICATION_CREDENTIALS"] == (
             "/run/secrets/gcp-key.json"
         )
+
+
+def test_pgadmin_profile_points_at_the_stacks_postgres_without_a_password():
+    services = compose()
+    pgadmin = services["services"]["pgadmin"]
+    assert pgadmin["profiles"] == ["pgadmin"]
+    assert pgadmin["image"].startswith("dpage/pgadmin4:")
+    assert pgadmin["ports"] == ["127.0.0.1:${PGADMIN_PORT:-8080}:80"], "loopback only"
+    assert pgadmin["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pgadmin" in services["volumes"]
+    assert "pgadmin:/var/lib/pgadmin" in pgadmin["volumes"]
+    env = pgadmin["environment"]
+    # from .env, and optional for compose: a `:?` would stop the default profile too, because
+    # compose interpolates every service whatever profiles are active
+    assert env["PGADMIN_DEFAULT_PASSWORD"] == "${PGADMIN_PASSWORD:-}"
+    example = (REPO / ".env.example").read_text()
+    assert "PGADMIN_PASSWORD=" in example
+    assert "PGADMIN_EMAIL=" in example
+    # servers.json is mounted read-only where pgAdmin reads it, and names the stack's server
+    (mount,) = [v for v in pgadmin["volumes"] if v.endswith(":ro")]
+    host, target, _ = mount.split(":")
+    assert target == env["PGADMIN_SERVER_JSON_FILE"] == "/pgadmin4/servers.json"
+    servers = json.loads((REPO / host).read_text())["Servers"]
+    (server,) = servers.values()
+    postgres_env = services["services"]["postgres"]["environment"]
+    assert server["Host"] == "postgres"
+    assert server["Port"] == 5432
+    assert server["Username"] == postgres_env["POSTGRES_USER"]
+    assert server["MaintenanceDB"] == postgres_env["POSTGRES_DB"]
+    assert not {k for k in server if re.search("pass", k, re.I)}, "no password in the repo"
 
 
 def commands() -> list[list[str]]:

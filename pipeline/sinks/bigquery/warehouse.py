@@ -11,7 +11,8 @@ How a month is replaced, and why:
    replaces the month's row of the load ledger ``_pipeline_loads``. Readers see the old month
    or the new one; the ledger row and the rows commit together. Every value in it is a query
    parameter.
-3. The stage is dropped.
+3. The stage is dropped, and the view ``{color}_tripdata`` (the table under the TLC's column
+   names) is made again by a query job of its own; a view that cannot be made only warns.
 
 Jobs have deterministic ids (``jobs.py``), made of the dataset, colour, month, a hash of the
 month's crc32c values, and an attempt number: a rerun that finds its id taken resumes that job
@@ -56,7 +57,7 @@ from pipeline.sinks.bigquery.jobs import Job, insert_retry, run_job
 
 log = logging.getLogger(__name__)
 
-ZONES_TABLE = "taxi_zones"
+ZONES_TABLE = catalog.ZONES_TABLE
 CLUSTER_BY = ("pu_location_id",)
 
 # The TLC's times are naive New York local times: DATETIME, not TIMESTAMP (which is an instant
@@ -136,6 +137,34 @@ class BigQueryWarehouse:
         if not _COLUMN.match(name):
             raise PipelineError(f"not a BigQuery column name: {name!r}")
         return f"`{name}`"
+
+    def view_sql(self, view: catalog.TlcView) -> str:
+        """The view with the TLC's names, one DDL statement. BigQuery matches column names
+        case-insensitively, so the course's ``PULocationID`` works as written."""
+        cols = ", ".join(f"{self.column(c)} AS {self.column(n)}" for c, n in view.columns)
+        return (
+            f"CREATE OR REPLACE VIEW {self.sql_name(view.name)} AS SELECT {cols}"
+            f" FROM {self.sql_name(view.table)}"
+        )
+
+    def _refresh_view(self, view: catalog.TlcView) -> None:
+        """Make the view again after a load, as a query job of its own: BigQuery allows no DDL
+        inside the swap's transaction. A view that cannot be made costs the view, with one
+        warning line, never the load; a table of that name is left alone."""
+        what = f"BigQuery {self.dataset}: view {view.name} (the TLC's names over {view.table})"
+        try:
+            try:
+                found = self.client.get_table(self.table_id(view.name))
+            except gexc.NotFound:
+                found = None
+            if found is not None and found.table_type != "VIEW":
+                log.warning("%s not made: a %s has that name", what, found.table_type)
+                return
+            list(self._query(f"making the view {view.name}", self.view_sql(view)))
+        except PipelineError as e:  # names the dataset, the view and the cause
+            log.warning("%s; the load itself committed", e)
+        except gexc.GoogleAPICallError as e:
+            log.warning("%s not refreshed, the load itself committed: %s", what, e.message)
 
     # -- setup ----------------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -291,6 +320,7 @@ COMMIT TRANSACTION;
         record = self.loaded(key)
         if record is None or record.load_id != swapped.job_id:
             raise PipelineError(f"{what}: the swap {swapped.job_id} left no ledger row")
+        self._refresh_view(catalog.tlc_view(key.color))
         log.info("%s: %d rows (jobs %s, %s)", what, expected, load.job_id, swapped.job_id)
         return record
 
@@ -412,6 +442,7 @@ COMMIT TRANSACTION;
                 [ZONES, *ledger_params(record)],
             )
         )
+        self._refresh_view(catalog.zones_tlc_view())
         return record
 
     def zones_loaded(self) -> LoadRecord | None:

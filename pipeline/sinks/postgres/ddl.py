@@ -1,4 +1,5 @@
-"""Table definitions: canonical types, the partitioned parents, the one index, the ledger."""
+"""Table definitions: canonical types, the partitioned parents, the one index, the ledger, and
+the views with the TLC's names."""
 
 from __future__ import annotations
 
@@ -40,6 +41,26 @@ def columns(
 
 def fields_of(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
     return [(f.name, f.type) for f in schema]
+
+
+def view_ddl(schema: str, view: catalog.TlcView) -> sql.Composed:
+    """The view with the TLC's names. Every name is a quoted identifier, so the view's columns
+    keep the TLC's case: the course's ``t."PULocationID"`` finds them, and its unquoted
+    lowercase names (``trip_distance``, ``tip_amount``) find theirs too."""
+    return sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT {} FROM {}").format(
+        sql.Identifier(schema, view.name),
+        sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(sql.Identifier(column), sql.Identifier(name))
+            for column, name in view.columns
+        ),
+        sql.Identifier(schema, view.table),
+    )
+
+
+def drop_view(schema: str, view: catalog.TlcView) -> sql.Composed:
+    """Only a view, and never CASCADE: a table of that name, or a view of the user's built on
+    this one, stays."""
+    return sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(schema, view.name))
 
 
 def index_name(table: str, column: str) -> str:

@@ -12,6 +12,8 @@ How a month is replaced, and why:
    month's quality report, and the index is built.
 4. One short transaction swaps it in: detach and drop the old month's partition, rename the
    stage, attach it, and write the month's row of the load ledger ``{schema}._pipeline_loads``.
+   The same transaction makes the view ``{color}_tripdata`` again, the table under the TLC's
+   column names (``ddl.view_ddl``), in a savepoint: a view that cannot be made only warns.
    A reader sees the old month or the new one, never half of either, and a killed load leaves
    only a ``_stage_`` table that the next run drops.
 
@@ -57,7 +59,7 @@ from pipeline.util.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
-ZONES_TABLE = "taxi_zones"
+ZONES_TABLE = catalog.ZONES_TABLE
 STAGE_PREFIX = "_stage_"
 LUIGI_MARKERS = "table_updates"  # where loads before the ledger recorded themselves
 
@@ -166,7 +168,9 @@ class PostgresWarehouse:
             # No ANALYZE here: autovacuum analyzes a new partition of this size within a
             # minute, and doing it inline costs a quarter of the COPY time.
             record = LoadRecord.for_month(report, table, rows, time.monotonic() - started)
-            self._swap(conn, table, part, stage, start, end, record)
+            # The views name {color}_trips; a load into the course's --table_name gets none.
+            views = () if self.table else (catalog.tlc_view(key.color),)
+            self._swap(conn, table, part, stage, start, end, record, views)
         return record
 
     def _ensure_schema(self, cur: Cursor) -> None:
@@ -241,6 +245,7 @@ class PostgresWarehouse:
         start: dt.datetime,
         end: dt.datetime,
         record: LoadRecord,
+        views: Sequence[catalog.TlcView] = (),
     ) -> None:
         conn.autocommit = False
         try:
@@ -279,6 +284,7 @@ class PostgresWarehouse:
                 [start, end],
             )
             self._write_ledger(cur, record)
+            self._refresh_views(cur, views)
             failpoint("postgres.swapping")
             conn.commit()
         except BaseException:
@@ -286,6 +292,39 @@ class PostgresWarehouse:
             raise
         finally:
             conn.autocommit = True
+
+    def _refresh_views(self, cur: Cursor, views: Sequence[catalog.TlcView]) -> None:
+        """CREATE OR REPLACE each view with the TLC's names inside the load's transaction, so
+        readers see the new data and its view together. Each view has a savepoint of its own:
+        one that cannot be made (its name taken by a table, a lock that times out) costs the
+        view, with one warning line, never the load."""
+        # Replacing a view waits for its readers: bounded, as the swap is (the zones load sets
+        # no timeout of its own).
+        cur.execute("SET LOCAL lock_timeout = %s", [f"{int(self.lock_timeout * 1000)}ms"])
+        for view in views:
+            cur.execute("SAVEPOINT tlc_view")
+            try:
+                try:
+                    cur.execute(ddl.view_ddl(self.schema, view))
+                except psycopg2.errors.InvalidTableDefinition:
+                    # "cannot change name of view column": an older view of another shape.
+                    # CREATE OR REPLACE VIEW may only add columns at the end; drop and make it
+                    # (which fails, and warns, if a view of the user's depends on it).
+                    cur.execute("ROLLBACK TO SAVEPOINT tlc_view")
+                    cur.execute(ddl.drop_view(self.schema, view))
+                    cur.execute(ddl.view_ddl(self.schema, view))
+            except psycopg2.Error as e:
+                cur.execute("ROLLBACK TO SAVEPOINT tlc_view")
+                log.warning(
+                    "PostgreSQL %s: view %s.%s (the TLC's names over %s) not refreshed, the "
+                    "load itself goes on: %s",
+                    self.pg.describe(),
+                    self.schema,
+                    view.name,
+                    view.table,
+                    " ".join(self.pg.scrub(str(e)).split()),
+                )
+            cur.execute("RELEASE SAVEPOINT tlc_view")
 
     # -- the ledger -----------------------------------------------------------------------------
     def _ensure_ledger(self, cur: Cursor) -> None:
@@ -452,16 +491,34 @@ class PostgresWarehouse:
                     .as_string(conn),
                     buf,
                 )
-                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._ident(ZONES_TABLE)))
-                cur.execute(
-                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                        self._ident(stage), sql.Identifier(ZONES_TABLE)
+                cur.execute("SELECT to_regclass(%s)", [self._ident(ZONES_TABLE).as_string(conn)])
+                found = cur.fetchone()
+                if found and found[0] is not None:
+                    # Refilled in place, not dropped and replaced by the stage: views depend on
+                    # it (taxi_zone_lookup, and any of the user's), and PostgreSQL refuses to
+                    # drop a table a view depends on. DELETE, not TRUNCATE: readers keep the
+                    # old rows until the commit instead of waiting for it.
+                    names = sql.SQL(", ").join(
+                        sql.Identifier(n) for n in catalog.ZONES_SCHEMA.names
                     )
-                )
+                    cur.execute(sql.SQL("DELETE FROM {}").format(self._ident(ZONES_TABLE)))
+                    cur.execute(
+                        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                            self._ident(ZONES_TABLE), names, names, self._ident(stage)
+                        )
+                    )
+                    cur.execute(sql.SQL("DROP TABLE {}").format(self._ident(stage)))
+                else:
+                    cur.execute(
+                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                            self._ident(stage), sql.Identifier(ZONES_TABLE)
+                        )
+                    )
                 record = LoadRecord.for_zones(
                     ZONES_TABLE, table.num_rows, sha256, time.monotonic() - started
                 )
                 self._write_ledger(cur, record)
+                self._refresh_views(cur, (catalog.zones_tlc_view(),))
                 failpoint("zones.postgres")
                 conn.commit()
             except BaseException:

@@ -89,3 +89,45 @@ def test_url_templates():
     assert catalog.raw_filename(fhv, "csv.gz") == "fhv_tripdata_2019-02.csv.gz"
     with pytest.raises(ValueError, match="unknown source format"):
         catalog.raw_filename(fhv, "csv")
+
+
+# --- the TLC's names, shown by the views over the canonical tables --------------------------
+@pytest.mark.parametrize("color", catalog.COLORS)
+def test_tlc_names_are_the_current_files_own_headers(color: str):
+    """The view of a colour shows each column under its name in the TLC's current files (the
+    last era), letter case included: the course's SQL quotes "PULocationID" in PostgreSQL.
+    tests/integration/sinks/test_course_views.py checks the spelling against the real files."""
+    (current,) = [e for e in eras.ERAS if e.color == color and e.last == ""]
+    index = catalog.alias_index(color)
+    for header in current.header:
+        column = index[catalog.normalise_name(header)].name
+        assert catalog.tlc_name(color, column) == header.strip(), (color, header)
+
+
+@pytest.mark.parametrize("color", catalog.COLORS)
+def test_tlc_names_are_aliases_of_their_columns_and_distinct_in_any_case(color: str):
+    columns = {c.name: c for c in catalog.SCHEMAS[color]}
+    assert set(catalog.TLC_NAMES[color]) <= set(columns), "a TLC name for no column"
+    for column, name in catalog.TLC_NAMES[color].items():
+        sources = {catalog.normalise_name(n) for n in columns[column].source_names}
+        assert catalog.normalise_name(name) in sources, (color, column, name)
+    view = catalog.tlc_view(color)
+    assert [c for c, _ in view.columns] == catalog.arrow_schema(color).names
+    names = [n.lower() for _, n in view.columns]  # DuckDB and BigQuery ignore case
+    assert len(set(names)) == len(names)
+    assert (view.name, view.table) == (f"{color}_tripdata", f"{color}_trips")
+
+
+def test_zone_lookup_view_has_the_csv_header():
+    view = catalog.zones_tlc_view()
+    assert (view.name, view.table) == ("taxi_zone_lookup", "taxi_zones")
+    assert view.columns == (
+        ("location_id", "LocationID"),
+        ("borough", "Borough"),
+        ("zone", "Zone"),
+        ("service_zone", "service_zone"),
+    )
+    assert [v.name for v in catalog.tlc_views()] == [
+        "yellow_tripdata", "green_tripdata", "fhv_tripdata", "fhvhv_tripdata", "taxi_zone_lookup",
+    ]  # fmt: skip
+    assert set(catalog.ZONES_DOCS) == set(catalog.ZONES_SCHEMA.names)
