@@ -40,7 +40,6 @@ def test_grid_and_json_of_real_loads_and_a_failure_in_luigid(
     env.configure(
         core={"scheduler_host": "127.0.0.1", "scheduler_port": luigid.port},
         pipeline={"sinks": ["duckdb", "postgres"]},
-        worker={"keep_alive": False},
     )
     green = tlc / "months"
     october = clean_into(
