@@ -167,16 +167,33 @@ class BigQueryWarehouse:
             log.warning("%s not refreshed, the load itself committed: %s", what, e.message)
 
     # -- setup ----------------------------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    def _create(
+        self, what: str, create: Callable[[], object], exists: Callable[[], object]
+    ) -> None:
+        """``create`` (which passes exists_ok), tolerating a worker on another host that made
+        the same thing at the same moment. Real BigQuery answers the loser of that race with
+        409, which exists_ok absorbs; the emulator answers with a failed commit (DuckLake's
+        optimistic transactions; seen in the many-hosts test). Either way the thing exists
+        afterwards, so a failed create is checked once with a read before it counts."""
         try:
-            return fn(*args, **kwargs)
+            create()
         except gexc.GoogleAPICallError as e:
-            raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {e.message}") from None
+            try:
+                exists()
+            except gexc.GoogleAPICallError:
+                raise PipelineError(
+                    f"BigQuery {self.dataset}: {what} failed: {e.message}"
+                ) from None
+            log.info("BigQuery %s: %s: made by another worker meanwhile", self.dataset, what)
 
     def _ensure_dataset(self) -> None:
         ds = bigquery.Dataset(f"{self.client.project}.{self.dataset}")
         ds.location = self.location
-        self._call("creating the dataset", self.client.create_dataset, ds, exists_ok=True)
+        self._create(
+            "creating the dataset",
+            lambda: self.client.create_dataset(ds, exists_ok=True),
+            lambda: self.client.get_dataset(ds.reference),
+        )
 
     def trips_table_spec(self, color: str) -> bigquery.Table:
         table = bigquery.Table(
@@ -191,17 +208,21 @@ class BigQueryWarehouse:
 
     def _ensure_tables(self, color: str) -> None:
         self._ensure_dataset()
-        self._call(
+        spec = self.trips_table_spec(color)
+        self._create(
             "creating the trips table",
-            self.client.create_table,
-            self.trips_table_spec(color),
-            exists_ok=True,
+            lambda: self.client.create_table(spec, exists_ok=True),
+            lambda: self.client.get_table(spec.reference),
         )
         self._ensure_ledger()
 
     def _ensure_ledger(self) -> None:
         ledger = bigquery.Table(self.table_id(LEDGER_TABLE), schema=bq_schema(LEDGER))
-        self._call("creating the load ledger", self.client.create_table, ledger, exists_ok=True)
+        self._create(
+            "creating the load ledger",
+            lambda: self.client.create_table(ledger, exists_ok=True),
+            lambda: self.client.get_table(ledger.reference),
+        )
 
     def _query(self, what: str, text: str, params: Sequence[object] = ()) -> Iterator[object]:
         """A query with positional parameters (``?``), waited for."""

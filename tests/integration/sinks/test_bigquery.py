@@ -276,3 +276,33 @@ def test_a_first_version_ledger_is_migrated(gcp_env: PipelineEnv):
     assert zones.rows_out == 265
     ledger = wh.client.get_table(wh.table_id("_pipeline_loads"))
     assert tuple(f.name for f in ledger.schema) == LEDGER_COLUMNS
+
+
+def test_first_loads_on_many_hosts_make_the_tables_once_without_failing(gcp_env: PipelineEnv):
+    """Workers on several hosts start one backfill into an empty dataset: their first loads
+    make the dataset, the trips table and the ledger at the same moment. The emulator answers
+    the losers with a failed commit (real BigQuery with 409): each must still go on. Seen in
+    the many-hosts test; several rounds here, all threads released together."""
+    import threading
+
+    wh = bq(gcp_env)
+    for round_ in range(3):
+        wh.dataset = f"{wh.dataset.split('__')[0]}__r{round_}"
+        gate = threading.Barrier(4)
+        errors: list[Exception] = []
+
+        def make(gate: threading.Barrier = gate, errors: list[Exception] = errors) -> None:
+            gate.wait()
+            try:
+                wh._ensure_tables("green")
+            except Exception as failed:  # reported by the assert below
+                errors.append(failed)
+
+        threads = [threading.Thread(target=make) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [str(e) for e in errors] == []
+        names = {t.table_id for t in wh.client.list_tables(f"{wh.client.project}.{wh.dataset}")}
+        assert {catalog.trips_table("green"), "_pipeline_loads"} <= names
