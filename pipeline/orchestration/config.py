@@ -17,7 +17,7 @@ from pipeline.domain.months import MonthKey
 from pipeline.extract.download import RetryPolicy
 from pipeline.lake.lake import Lake, open_lake
 from pipeline.sinks.base import Sink
-from pipeline.sinks.duckdb import DuckDBWarehouse
+from pipeline.sinks.duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 
 if TYPE_CHECKING:
@@ -115,9 +115,13 @@ class duckdb(luigi.Config):
     lock_timeout = luigi.FloatParameter(
         default=60.0, description="seconds to wait while another process holds the file"
     )
+    memory_limit = luigi.Parameter(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB's buffer pool while loading, e.g. '160MB' (empty: 80 % of RAM)",
+    )
 
     def get(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(Path(self.path), self.lock_timeout)
+        return DuckDBWarehouse(Path(self.path), self.lock_timeout, self.memory_limit)
 
 
 class postgres(luigi.Config):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -68,10 +69,29 @@ def view_ddl(view: catalog.TlcView) -> str:
     return f"CREATE OR REPLACE VIEW {ident(view.name)} AS SELECT {cols} FROM {ident(view.table)}"
 
 
+# DuckDB keeps every block a load writes in its buffer pool until the pool is full, and the
+# pool's default size is 80 % of the machine's RAM: an insert of a 20M-row month peaked at
+# 1 GB of RSS, growing with the month. Capping the pool makes DuckDB evict the blocks it has
+# already written to the file, so memory stays flat (benchmarks/README.md, "LoadDuckDB").
+# Insertion order is not kept: with a cap, keeping it makes DuckDB buffer batches to reorder
+# them, which spills and doubled the insert's time; a table's row order means nothing to SQL.
+DEFAULT_MEMORY_LIMIT = "160MB"
+_MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
 class DuckDBWarehouse:
-    def __init__(self, path: Path, lock_timeout: float = 60.0):
+    def __init__(
+        self, path: Path, lock_timeout: float = 60.0, memory_limit: str = DEFAULT_MEMORY_LIMIT
+    ):
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        memory_limit = memory_limit.strip()
+        if memory_limit and not _MEMORY_LIMIT.fullmatch(memory_limit):
+            raise PipelineError(
+                f"[duckdb] memory_limit = {memory_limit!r}: not a size like '160MB' or '1GB' "
+                "(empty: DuckDB's own default, 80 % of RAM)"
+            )
+        self.memory_limit = memory_limit
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
@@ -94,7 +114,7 @@ class DuckDBWarehouse:
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                con = duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
                     raise
@@ -104,6 +124,12 @@ class DuckDBWarehouse:
                         f"{self.lock_timeout:.0f} s ({e}). Close that connection and rerun."
                     ) from None
                 time.sleep(0.2)
+                continue
+            if not read_only and self.memory_limit:
+                # Checked against _MEMORY_LIMIT above: DuckDB's SET takes no parameters.
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                con.execute("SET preserve_insertion_order = false")
+            return con
 
     @contextlib.contextmanager
     def _transaction(
@@ -219,6 +245,8 @@ class DuckDBWarehouse:
     def replace_month(
         self, report: QualityReport, files: Sequence[str], progress: CopyProgress | None = None
     ) -> LoadRecord:
+        import duckdb
+
         started = time.monotonic()
         key = MonthKey(report["color"], report["year"], report["month"])
         table = catalog.trips_table(key.color)
@@ -232,11 +260,17 @@ class DuckDBWarehouse:
             )
             # hive_partitioning off: the lake path has year=/month= folders, which DuckDB
             # would otherwise add as two extra columns.
-            con.execute(
-                f"INSERT INTO {ident(table)} BY NAME"
-                " SELECT * FROM read_parquet(?, hive_partitioning = false)",
-                [list(files)],
-            )
+            try:
+                con.execute(
+                    f"INSERT INTO {ident(table)} BY NAME"
+                    " SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                    [list(files)],
+                )
+            except duckdb.OutOfMemoryException as e:
+                raise PipelineError(
+                    f"DuckDB {self.path}: {key.label} did not fit in [duckdb] memory_limit = "
+                    f"{self.memory_limit!r}; raise it (nothing was loaded): {_first_line(e)}"
+                ) from None
             failpoint("duckdb.loading")
             (rows,) = con.execute(
                 f"SELECT count(*) FROM {ident(table)}"
@@ -308,3 +342,7 @@ class DuckDBWarehouse:
 
 def _columns_of(color: str) -> list[tuple[str, pa.DataType]]:
     return [(f.name, f.type) for f in catalog.arrow_schema(color)]
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -147,3 +147,31 @@ def test_lock_held_too_long_is_one_clear_error(month: Cleaned, tmp_path: Path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_loads_run_with_a_capped_buffer_pool(month: Cleaned, tmp_path: Path):
+    """The cap is what keeps a 20M-row load flat (benchmarks/README.md); a load under a cap
+    far below the month's size still lands every row, and readers are not capped."""
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", memory_limit="48MB")
+    with wh.connect() as con:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    assert limit.replace(" ", "") in {"48.0MB", "45.7MiB", "48MB"}, limit
+    assert order is False
+    assert load_month(month, wh) == 76368 == count(tmp_path / "w.duckdb")
+    with wh.connect(read_only=True) as con:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.replace(" ", "") not in {"48.0MB", "45.7MiB", "48MB"}
+
+
+@pytest.mark.parametrize("bad", ["lots", "160", "1GB; DROP TABLE x", "'1GB'"])
+def test_a_bad_memory_limit_is_one_clear_error(bad: str, tmp_path: Path):
+    with pytest.raises(PipelineError, match=r"\[duckdb\] memory_limit"):
+        DuckDBWarehouse(tmp_path / "w.duckdb", memory_limit=bad)
+
+
+def test_a_load_that_outgrows_the_cap_is_one_clear_error(month: Cleaned, tmp_path: Path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", memory_limit="4MB")
+    with pytest.raises(PipelineError, match=r"memory_limit.*4MB.*raise it"):
+        load_month(month, wh)
+    assert wh.loaded(JAN) is None
