@@ -5,6 +5,10 @@ so the server does no text parsing (about 2x PostgreSQL's own CSV COPY) and the 
 holds the month in memory (benchmarks/README.md). The extension comes from its PyPI wheel
 (``duckdb-extension-postgres_scanner``) and is loaded from that file: nothing is fetched at run
 time. The statements here are DuckDB's, so names in them are quoted DuckDB's way.
+
+``Copier`` starts DuckDB, the extension and the ATTACH on a thread of its own as the load
+begins: until the COPY they are independent of the DDL on the load's psycopg2 connection, and
+about as long.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 from psycopg2 import sql
@@ -23,6 +28,9 @@ from pipeline.domain.quality import QualityReport
 from pipeline.sinks.base import CopyProgress
 from pipeline.sinks.postgres.connection import PgConn
 from pipeline.util.failpoints import failpoint
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def postgres_extension_path() -> Path:
@@ -45,52 +53,64 @@ def postgres_extension_path() -> Path:
     return path
 
 
-def copy_files(
-    pg: PgConn,
-    schema: str,
-    stage: str,
-    columns: Sequence[str],
-    files: Sequence[str],
-    report: QualityReport,
-    streams: int,
-    progress: CopyProgress | None,
-) -> int:
-    """COPY the files into ``schema.stage`` as ``streams`` parallel binary COPYs; return the
-    rows they report.
+class Copier:
+    """DuckDB attached to the server, made on a thread of its own from the moment this is
+    created, so that the load's DDL runs meanwhile; ``copy`` waits for it. Closed on exit."""
 
-    One COPY keeps one server backend busy parsing tuples, which is the bottleneck (the client
-    is idle half the time); two COPYs into the same table take 25-30 % less time on two cores
-    (benchmarks/README.md). Each stream takes a contiguous range of each file's rows, which
-    DuckDB reads by row group.
-    """
-    import duckdb
+    def __init__(self, pg: PgConn, schema: str):
+        self.pg, self.schema = pg, schema
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="duckdb")
+        self._con: Future[duckdb.DuckDBPyConnection] = self._pool.submit(attach, pg, schema)
 
-    rows_of = {f["name"]: int(f["rows"]) for f in report["files"]}
-    ranges = [
-        (path, lo, hi)
-        for path in files
-        for lo, hi in split(rows_of.get(Path(path).name, 0), streams)
-    ]
-    con = duckdb.connect(config={"autoinstall_known_extensions": False})
-    try:
-        con.execute("SET autoload_known_extensions = false")
-        con.execute("SET enable_progress_bar = false")
-        con.load_extension(str(postgres_extension_path()))
-        opts = {
-            "HOST": pg.host,
-            "PORT": str(pg.port) if pg.port else None,
-            "DATABASE": pg.database,
-            "USER": pg.user,
-            "PASSWORD": pg.password,
-        }
-        # A secret, not a connection string, so the password is in no statement text that
-        # DuckDB might echo in an error.
-        secret = ", ".join(f"{k} {_literal(v)}" for k, v in opts.items() if v)
-        con.execute(
-            f"CREATE TEMPORARY SECRET tlc_pg (TYPE postgres{', ' if secret else ''}{secret})"
-        )
-        con.execute(f"ATTACH '' AS pg (TYPE postgres, SECRET tlc_pg, SCHEMA {_literal(schema)})")
-        target = f"pg.{_ident(schema)}.{_ident(stage)}"
+    def __enter__(self) -> Copier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)  # the ATTACH, or the close that copy() started
+        if self._con.exception() is None:  # else copy() raised it, or the load failed first
+            self._con.result().close()  # a no-op if copy() closed it
+
+    def copy(
+        self,
+        stage: str,
+        columns: Sequence[str],
+        files: Sequence[str],
+        report: QualityReport,
+        streams: int,
+        progress: CopyProgress | None,
+    ) -> int:
+        """COPY the files into ``schema.stage`` as ``streams`` parallel binary COPYs; return
+        the rows they report.
+
+        One COPY keeps one server backend busy parsing tuples, which is the bottleneck (the
+        client is idle half the time); two COPYs into the same table take 25-30 % less time on
+        two cores (benchmarks/README.md). Each stream takes a contiguous range of each file's
+        rows, which DuckDB reads by row group.
+        """
+        con = self._con.result()
+        try:
+            return self._copy(con, stage, columns, files, report, streams, progress)
+        finally:
+            # DuckDB hangs up its backends on this thread while the caller builds the index.
+            self._pool.submit(con.close)
+
+    def _copy(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stage: str,
+        columns: Sequence[str],
+        files: Sequence[str],
+        report: QualityReport,
+        streams: int,
+        progress: CopyProgress | None,
+    ) -> int:
+        rows_of = {f["name"]: int(f["rows"]) for f in report["files"]}
+        ranges = [
+            (path, lo, hi)
+            for path in files
+            for lo, hi in split(rows_of.get(Path(path).name, 0), streams)
+        ]
+        target = f"pg.{_ident(self.schema)}.{_ident(stage)}"
         cols = ", ".join(_ident(name) for name in columns)
         insert = (
             f"INSERT INTO {target} ({cols}) SELECT {cols}"
@@ -108,12 +128,54 @@ def copy_files(
                 cursor.close()
 
         with (
-            CopyWatcher(pg, schema, stage, report["rows_out"], progress),
+            CopyWatcher(self.pg, self.schema, stage, report["rows_out"], progress),
             ThreadPoolExecutor(streams, thread_name_prefix="copy") as pool,
         ):
             return sum(pool.map(one, ranges))
-    finally:
+
+
+def attach(pg: PgConn, schema: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB with the postgres extension loaded and the server attached as ``pg``.
+
+    The ATTACH reads no catalog yet: DuckDB looks the stage up at the first INSERT, so the
+    stage may be created after it (even the schema: a first load creates it meanwhile).
+    """
+    import duckdb
+
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            # DuckDB checks an extension's signature by hashing its 40 MB: 0.15-0.45 s per
+            # load, the largest fixed cost of a month (benchmarks/README.md). The signature
+            # guards extensions fetched at run time, which this connection never does
+            # (autoinstall and autoload are off, and it loads one file by its path). This
+            # one comes from the wheel pip installed beside DuckDB's own library, which
+            # nothing checks either: whoever can replace one can replace the other.
+            "allow_unsigned_extensions": True,
+        }
+    )
+    try:
+        con.execute("SET enable_progress_bar = false")  # a session setting, not a config one
+        con.load_extension(str(postgres_extension_path()))
+        opts = {
+            "HOST": pg.host,
+            "PORT": str(pg.port) if pg.port else None,
+            "DATABASE": pg.database,
+            "USER": pg.user,
+            "PASSWORD": pg.password,
+        }
+        # A secret, not a connection string, so the password is in no statement text that
+        # DuckDB might echo in an error.
+        secret = ", ".join(f"{k} {_literal(v)}" for k, v in opts.items() if v)
+        con.execute(
+            f"CREATE TEMPORARY SECRET tlc_pg (TYPE postgres{', ' if secret else ''}{secret})"
+        )
+        con.execute(f"ATTACH '' AS pg (TYPE postgres, SECRET tlc_pg, SCHEMA {_literal(schema)})")
+    except BaseException:
         con.close()
+        raise
+    return con
 
 
 def split(rows: int, parts: int) -> list[tuple[int, int]]:

@@ -22,7 +22,7 @@ PG_TYPES = {
 # it builds in a quarter of a B-tree's time. That is the one index: month queries scan their
 # partition anyway, and a B-tree on the zone ids cost 0.7 s per 1.3M rows for joins that
 # hash-join faster without it. A stage's index matches its parent's, so ATTACH adopts it
-# instead of building one under the lock.
+# instead of building one under the lock (test_attach_adopts_the_index_the_stage_built).
 INDEXES = ((catalog.PICKUP_COLUMN, "brin"),)
 
 

@@ -54,7 +54,7 @@ from pipeline.sinks.base import (
 )
 from pipeline.sinks.postgres import ddl
 from pipeline.sinks.postgres.connection import PgConn
-from pipeline.sinks.postgres.copy import copy_files
+from pipeline.sinks.postgres.copy import Copier
 from pipeline.util.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ class PostgresWarehouse:
         expected = report["rows_out"]
         what = f"load of {key.label} into {self.schema}.{table}"
         fields = ddl.fields_of(catalog.arrow_schema(key.color))
-        with self._errors(what), self.connect() as conn:
+        # DuckDB starts and attaches on a thread while this one does the DDL (copy.py).
+        with self._errors(what), Copier(self.pg, self.schema) as copier, self.connect() as conn:
             conn.autocommit = True
             cur = conn.cursor()
             # Held until this connection closes: a second worker on the same month waits.
@@ -146,15 +147,8 @@ class PostgresWarehouse:
                 [start, end],
             )
             # The count COPY reported for the stage, which nothing else writes to.
-            rows = copy_files(
-                self.pg,
-                self.schema,
-                stage,
-                [name for name, _ in fields],
-                files,
-                report,
-                self.copy_streams,
-                progress,
+            rows = copier.copy(
+                stage, [name for name, _ in fields], files, report, self.copy_streams, progress
             )
             if rows != expected:
                 cur.execute(sql.SQL("DROP TABLE {}").format(self._ident(stage)))
@@ -162,7 +156,9 @@ class PostgresWarehouse:
                     f"PostgreSQL {self.pg.describe()}: {what}: {rows} rows arrived, the clean "
                     f"month has {expected}; nothing was replaced"
                 )
-            # BRIN after the COPY: built in one pass it costs less than kept up row by row.
+            # BRIN after the COPY: built in one pass it costs less than kept up row by row
+            # (PostgreSQL 15: 0.4 s of CPU, against 0.8 s more for the COPY), and every range
+            # is summarized before readers see the month (benchmarks/README.md).
             self._index(cur, stage)
             failpoint("postgres.before_swap")
             # No ANALYZE here: autovacuum analyzes a new partition of this size within a

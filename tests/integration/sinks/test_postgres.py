@@ -188,6 +188,58 @@ def test_reloading_month_a_leaves_month_b_untouched(pg: PostgresWarehouse, green
     assert month_count(pg, "green_trips", 2023, 2) == b.report["rows_out"]
 
 
+def test_attach_adopts_the_index_the_stage_built(pg: PostgresWarehouse, green_clean):
+    """The stage's BRIN index becomes the partition's part of the parent's index: ATTACH builds
+    no second one under the swap's lock, and the index is complete (every range summarized)."""
+    d = green_clean[(2021, 1)]
+    load_month(d, pg)
+    load_month(d, pg)  # a reload swaps in a new partition
+    rows = pg_query(
+        pg,
+        "SELECT c.relname, i.indisvalid, p.relname FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid"
+        " LEFT JOIN pg_inherits h ON h.inhrelid = i.indexrelid"
+        " LEFT JOIN pg_class p ON p.oid = h.inhparent"
+        " WHERE i.indrelid = to_regclass(%s)",
+        [f'"{pg.schema}".green_trips_202101'],
+    )
+    assert rows == [
+        ("green_trips_202101_pickup_datetime_idx", True, "green_trips_pickup_datetime_idx")
+    ]
+    (summarized,) = pg_query(
+        pg,
+        "SELECT brin_summarize_new_values(to_regclass(%s))",
+        [f'"{pg.schema}".green_trips_202101_pickup_datetime_idx'],
+    )[0]
+    assert summarized == 0  # nothing was left for VACUUM to summarize
+
+
+def test_a_failed_ddl_leaves_no_duckdb_behind(pg: PostgresWarehouse, green_clean):
+    """DuckDB attaches on a thread of its own while the DDL runs; when the DDL fails, the error
+    is the DDL's and the thread, DuckDB and its backends are gone when the load returns."""
+    pg_query_autocommit(pg, f'CREATE SCHEMA "{pg.schema}"')
+    pg_query_autocommit(pg, f'CREATE TABLE "{pg.schema}".green_trips (x int)')
+    # The error's traceback keeps the load's frames, and so DuckDB, alive: closed it must be
+    # by the load, not by the garbage collector.
+    with pytest.raises(PipelineError, match="not partitioned by month") as failed:
+        load_month(green_clean[(2021, 1)], pg)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("duckdb")] == []
+
+    def others() -> int:  # DuckDB's backends: ours are named tlc-pipeline, DuckDB's are not
+        return pg_query(
+            pg,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            " AND application_name IS DISTINCT FROM 'tlc-pipeline'",
+        )[0][0]
+
+    deadline = time.monotonic() + 5  # a backend exits just after its client hangs up
+    while others() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert others() == 0
+    assert failed.value  # held until here
+
+
 def test_nan_and_nat_arrive_as_sql_null(pg_env: PipelineEnv, pg: PostgresWarehouse, tlc: Path):
     t = pq.read_table(tlc / "months" / "green_tripdata_2021-01.parquet")
     n = t.num_rows
