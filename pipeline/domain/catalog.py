@@ -30,6 +30,12 @@ FIRST_MONTH: dict[str, tuple[int, int]] = {
     "fhvhv": (2019, 2),
 }
 
+# Millions of rows in a typical month of each colour (FHVHV 2019-: ~20; yellow 2009-19: 7-15;
+# FHV since 2019: 1-2; green: under 1). Luigi runs the tasks of bigger months first
+# (``MonthTask.priority``), so a backfill does not end with one FHVHV month running alone on
+# one core while the other cores have nothing left (benchmarks/README.md, "Backfill").
+TYPICAL_MONTH_MILLION_ROWS: dict[str, int] = {"fhvhv": 20, "yellow": 8, "fhv": 2, "green": 1}
+
 DEFAULT_PARQUET_URL = (
     "https://d37ci6vzurychx.cloudfront.net/trip-data/"
     "{color}_tripdata_{year:04d}-{month:02d}.parquet"

@@ -79,6 +79,11 @@ class MonthTask(PipelineTask):
         self.key = MonthKey(self.color, self.year, self.month)  # checks the month exists
 
     @property
+    def priority(self) -> int:  # type: ignore[override]
+        """Luigi starts the runnable task of highest priority first: the biggest months."""
+        return catalog.TYPICAL_MONTH_MILLION_ROWS[self.color]
+
+    @property
     def month_args(self) -> dict[str, object]:
         return {"color": self.color, "year": self.year, "month": self.month}
 
