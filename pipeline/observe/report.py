@@ -28,9 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
-
-import duckdb
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.domain import catalog, months
 from pipeline.domain.errors import PipelineError
@@ -39,6 +37,9 @@ from pipeline.domain.version import VERSION
 from pipeline.lake.lake import QUALITY_FILE, Lake
 from pipeline.lake.store import ObjectInfo
 from pipeline.sinks.base import LoadRecord, Sink
+
+if TYPE_CHECKING:
+    import duckdb
 
 FIRST = (2009, 1)  # the axis starts where the TLC's records do, whatever the lake holds
 STATE_META = "tlc-report-state"
@@ -121,6 +122,9 @@ def quality_objects(lake: Lake) -> list[ObjectInfo]:
 
 def read_quality(lake: Lake, objects: Sequence[ObjectInfo]) -> list[MonthQuality]:
     """Every listed report, read with DuckDB (see the module's doc for gs://)."""
+    import duckdb  # here: every task process imports this module (pipeline/__init__.py), and
+    # download and clean workers would pay DuckDB's 56 MB for a report they never draw
+
     if not objects:
         return []
     con = duckdb.connect(":memory:")
@@ -153,6 +157,8 @@ def _json_object(data: bytes, where: str) -> dict[str, object]:
 
 
 def _query(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[MonthQuality]:
+    import duckdb
+
     try:
         rows = con.execute(_SELECT.format(columns=_JSON_COLUMNS), [files]).fetchall()
     except duckdb.Error as e:
