@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.measure import peak_rss_mb
+from benchmarks.measure import goal, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,8 +138,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="CleanParquet vs a pandas whole-file clean")
     ap.add_argument("--rows", type=int, action="append", help="month size (repeatable)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="100k rows, 1 run, goals unchecked")
     ap.add_argument("--child", nargs=3, metavar=("WHICH", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.smoke:
+        args.rows, args.runs = [100_000], 1
     if args.child:
         which, src, out = args.child
         child(which, Path(src), Path(out))
@@ -168,6 +171,21 @@ def main() -> None:
             f"{rows:,} rows: pipeline is {speed:.2f}x pandas' speed at {mem:.2f} of its peak RSS"
             f" (medians of {args.runs} runs)"
         )
+    big = max(results)
+    m = results[big]
+    speed = m["pandas"]["wall_s"] / m["pipeline"]["wall_s"]
+    share = m["pipeline"]["rss_mb"] / m["pandas"]["rss_mb"]
+    smoke = args.smoke or None
+    goal("clean", f"CleanParquet at {big:,} rows: >= 1.5x pandas' speed", f"{speed:.2f}x",
+         None if smoke else speed >= 1.5, f"pandas {m['pandas']['wall_s']:.1f} s",
+         f"pipeline {m['pipeline']['wall_s']:.1f} s")  # fmt: skip
+    goal("clean", f"CleanParquet at {big:,} rows: <= 1/4 of pandas' peak RSS", f"{share:.2f}",
+         None if smoke else share <= 0.25, f"pandas {m['pandas']['rss_mb']:.0f} MB",
+         f"pipeline {m['pipeline']['rss_mb']:.0f} MB")  # fmt: skip
+    small = min(results)
+    rss = results[small]["pipeline"]["rss_mb"]
+    goal("clean", f"CleanParquet's process at {small:,} rows: < 400 MB", f"{rss:.0f} MB",
+         None if smoke else rss < 400)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,3 +12,16 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def goal(
+    script: str, name: str, figure: str, met: bool | None, baseline: str = "", limit: str = ""
+) -> None:
+    """One goal's result, as a ``GOAL {json}`` line that ``benchmarks/run_all.py`` collects
+    into the summary table. ``met`` is None in a smoke run, where sizes are too small for a
+    goal to mean anything."""
+    import json
+
+    line = {"script": script, "goal": name, "figure": figure, "met": met,
+            "baseline": baseline, "limit": limit}  # fmt: skip
+    print("GOAL " + json.dumps(line), flush=True)
