@@ -87,23 +87,6 @@ class Copier:
         two cores (benchmarks/README.md). Each stream takes a contiguous range of each file's
         rows, which DuckDB reads by row group.
         """
-        con = self._con.result()
-        try:
-            return self._copy(con, stage, columns, files, report, streams, progress)
-        finally:
-            # DuckDB hangs up its backends on this thread while the caller builds the index.
-            self._pool.submit(con.close)
-
-    def _copy(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        stage: str,
-        columns: Sequence[str],
-        files: Sequence[str],
-        report: QualityReport,
-        streams: int,
-        progress: CopyProgress | None,
-    ) -> int:
         rows_of = {f["name"]: int(f["rows"]) for f in report["files"]}
         ranges = [
             (path, lo, hi)
@@ -127,11 +110,16 @@ class Copier:
             finally:
                 cursor.close()
 
-        with (
-            CopyWatcher(self.pg, self.schema, stage, report["rows_out"], progress),
-            ThreadPoolExecutor(streams, thread_name_prefix="copy") as pool,
-        ):
-            return sum(pool.map(one, ranges))
+        con = self._con.result()
+        try:
+            with (
+                CopyWatcher(self.pg, self.schema, stage, report["rows_out"], progress),
+                ThreadPoolExecutor(streams, thread_name_prefix="copy") as pool,
+            ):
+                return sum(pool.map(one, ranges))
+        finally:
+            # DuckDB hangs up its backends on this thread while the caller builds the index.
+            self._pool.submit(con.close)
 
 
 def attach(pg: PgConn, schema: str) -> duckdb.DuckDBPyConnection:
