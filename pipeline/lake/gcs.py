@@ -51,6 +51,7 @@ from pipeline.domain.errors import PipelineError
 from pipeline.lake.local import token_is_dead, writer_token
 from pipeline.lake.store import ObjectInfo, ObjectWriter
 from pipeline.util.gcp_retry import logged, why
+from pipeline.util.memory import unmap_large_buffers
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +289,9 @@ class _ChunkedUpload:
 
     def __init__(self, store: GcsStore, name: str):
         self.store, self.name = store, name
+        # Pieces and the client's copies of them are freed as fast as they are made; with
+        # glibc's dynamic threshold they pile up in the threads' heaps (pipeline/util/memory.py).
+        unmap_large_buffers()
         folder, _, base = name.rpartition("/")
         stem = f".{base}.tmp-{writer_token()}"
         self._piece_stem = f"{folder}/{stem}" if folder else stem

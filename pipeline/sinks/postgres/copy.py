@@ -145,6 +145,13 @@ def attach(pg: PgConn, schema: str) -> duckdb.DuckDBPyConnection:
     )
     try:
         con.execute("SET enable_progress_bar = false")  # a session setting, not a config one
+        # One thread per query: the parallelism is the streams, each a query on a thread of
+        # its own. With DuckDB's default (a thread per core) every stream's query also runs
+        # on the other cores, and two streams' four threads and their two server backends
+        # fight over two cores: 1.34M rows took 1.8 s of client CPU instead of 1.1 s, and
+        # the load 8 % longer (benchmarks/README.md). One thread reads and encodes about
+        # 1.7M rows/s, more than a server backend parses (~0.9M rows/s).
+        con.execute("SET threads = 1")
         con.load_extension(str(postgres_extension_path()))
         opts = {
             "HOST": pg.host,
