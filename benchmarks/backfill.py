@@ -161,10 +161,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(block)
 
 
+SAMPLE_EVERY = 0.1  # seconds between reads of /proc
+
+
 @dataclass
 class Proc:
     pid: int
-    hwm_mb: float = 0.0
+    hwm_mb: float | None = None  # None: only ever seen as a zombie
     cpu_s: float = 0.0
     cmd: str = ""
 
@@ -176,7 +179,7 @@ class Sampler:
     read before it ended are its totals)."""
 
     root_pid: int
-    every: float = 0.1
+    every: float = SAMPLE_EVERY
     procs: dict[int, Proc] = field(default_factory=dict)
     timeline: list[tuple[float, list[float]]] = field(default_factory=list)
 
@@ -200,7 +203,8 @@ class Sampler:
                 if status is None:
                     continue
                 p = self.procs.setdefault(pid, Proc(pid))
-                p.hwm_mb = max(p.hwm_mb, status[0])
+                if status[0] is not None:
+                    p.hwm_mb = max(p.hwm_mb or 0.0, status[0])
                 p.cpu_s = max(p.cpu_s, status[1])
                 if not p.cmd:
                     p.cmd = status[2]
@@ -247,8 +251,8 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def read_status(pid: int) -> tuple[float, float, str] | None:
-    """(VmHWM MB, user+system CPU s, command) of a live process, or None."""
+def read_status(pid: int) -> tuple[float | None, float, str] | None:
+    """(VmHWM MB or None for a zombie, user+system CPU s, command), or None once gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -257,7 +261,8 @@ def read_status(pid: int) -> tuple[float, float, str] | None:
         return None
     hwm = re.search(r"VmHWM:\s+(\d+)", status)
     cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-    return (int(hwm.group(1)) / 1024 if hwm else 0.0), cpu, cmd
+    # A zombie has no VmHWM (its memory is gone) but still its CPU totals.
+    return (int(hwm.group(1)) / 1024 if hwm else None), cpu, cmd
 
 
 def postgres_cpu_s() -> float:
@@ -415,14 +420,18 @@ def run(args: argparse.Namespace, tmp: Path, mirror: Mirror, admin: object, data
     cpu: dict[tuple[str, str], float] = defaultdict(float)  # (family, color) -> CPU s
     for pid, p in sampler.procs.items():
         tasks = runs.get(pid)
+        name = (
+            tasks[0][0] if tasks
+            else "luigi (scheduler and workers)" if pid == proc.pid
+            else f"other: {p.cmd[:60]}"
+        )  # fmt: skip
         if tasks:
-            family, params = tasks[0]
-            by_stage[family].append(p.hwm_mb)
-            cpu[family, params_color(params)] += p.cpu_s
-        elif pid == proc.pid:
-            by_stage["luigi (scheduler and workers)"].append(p.hwm_mb)
-        else:
-            by_stage[f"other: {p.cmd[:60]}"].append(p.hwm_mb)
+            cpu[name, params_color(tasks[0][1])] += p.cpu_s
+        if p.hwm_mb is not None:
+            by_stage[name].append(p.hwm_mb)
+    # A task whose process was never sampled alive (DownloadZones: one small file) has no
+    # figure; say so rather than leave its row out.
+    unsampled = sorted({t[0] for tasks in runs.values() for t in tasks} - set(by_stage))
     pg_cpu = sampler.pg1 - sampler.pg0
     return {
         "wall_s": wall,
@@ -430,6 +439,7 @@ def run(args: argparse.Namespace, tmp: Path, mirror: Mirror, admin: object, data
         "busy": sampler.busy(),
         "timeline": sampler.timeline,
         "peak_rss_mb": {k: max(v) for k, v in by_stage.items()},
+        "unsampled": unsampled,
         "processes": len(sampler.procs),
         "cpu_s": {f"{f}/{c}": s for (f, c), s in cpu.items()},
         "postgres_server_cpu_s": pg_cpu,
@@ -447,6 +457,8 @@ def report(args: argparse.Namespace, r: dict, raw_bytes: dict[str, int]) -> None
     print("\n| process | peak RSS MB |\n|---|---|")
     for name, mb in sorted(r["peak_rss_mb"].items(), key=lambda kv: -kv[1]):
         print(f"| {name} | {mb:.0f} |")
+    for name in r["unsampled"]:
+        print(f"| {name} | — (not sampled alive: it ran under {SAMPLE_EVERY} s) |")
     print("\ncore use every 2 s (cpu0/cpu1 %): " + " ".join(
         "/".join(f"{b * 100:.0f}" for b in shares) for _, shares in r["timeline"]))  # fmt: skip
 
