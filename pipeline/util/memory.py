@@ -28,10 +28,9 @@ LARGE_BUFFER = 1 << 20
 
 
 @functools.cache
-def unmap_large_buffers(threshold: int = LARGE_BUFFER) -> bool:
-    """Fix glibc's mmap threshold at ``threshold`` bytes for this process; True if it took.
-
-    Once per process (it is process-wide, and the first caller's value stands)."""
+def unmap_large_buffers() -> bool:
+    """Fix glibc's mmap threshold at ``LARGE_BUFFER`` bytes for this process; True if it took.
+    Process-wide, so done once."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
         mallopt = libc.mallopt
@@ -39,7 +38,7 @@ def unmap_large_buffers(threshold: int = LARGE_BUFFER) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    done = bool(mallopt(M_MMAP_THRESHOLD, threshold))
+    done = bool(mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER))
     if not done:
-        log.debug("mallopt(M_MMAP_THRESHOLD, %d) was refused", threshold)
+        log.debug("mallopt(M_MMAP_THRESHOLD, %d) was refused", LARGE_BUFFER)
     return done
