@@ -210,7 +210,9 @@ def _attempt(
             "downloaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         failpoint("download.before_publish")
-        # The manifest is the marker: created last, create-only.
+        # The manifest is the marker: created last, create-only. From here the data is
+        # publish_raw's to keep or delete: its marker may name it even if the call raises.
+        written = False
         return lake.publish_raw(raw_name, data_name, manifest)
     except BaseException:
         if written:

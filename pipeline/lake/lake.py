@@ -136,16 +136,23 @@ class Lake:
 
     def publish_raw(self, raw_name: str, data_name: str, manifest: SourceManifest) -> RawFile:
         """Publish ``data_name`` as ``raw_name`` unless another writer did first; return the
-        raw file that stands."""
+        raw file that stands.
+
+        From the call on, ``data_name`` is this method's: the caller must not delete it, even
+        if the call raises. It is deleted only when another writer's marker is known to stand;
+        when the marker's creation fails with no answer, ours may stand and name it, so it is
+        left for a later sweep (a dangling marker would be a month that looks complete)."""
         manifest = {**manifest, "object": data_name.rpartition("/")[2]}
         body = (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode()
         won = self.store.create_only(self.manifest_name(raw_name), body, {})
-        standing = self.raw(raw_name) if not won else RawFile(data_name, manifest)
-        if standing is None:  # pragma: no cover - a marker that vanished under us
-            raise RuntimeError(f"{self.uri(raw_name)}: published, then gone")
-        if not won:
+        if won:
+            standing: RawFile | None = RawFile(data_name, manifest)
+        else:
             log.info("%s: another worker published it first; using theirs", self.uri(raw_name))
             self.store.delete([data_name])
+            standing = self.raw(raw_name)
+        if standing is None:  # pragma: no cover - a marker that vanished under us
+            raise RuntimeError(f"{self.uri(raw_name)}: published, then gone")
         self._sweep_raw(raw_name, keep=standing.name)
         return standing
 
@@ -160,17 +167,26 @@ class Lake:
         temporaries killed writers left under ``prefix``."""
         from pipeline.lake.local import token_is_dead
 
+        # Housekeeping after a publication: a failure here (a listing that ran out of
+        # retries, a file another process holds) must not fail the stage, whose marker
+        # already stands; the next publication sweeps again.
         cutoff = dt.datetime.now(dt.UTC) - self.orphan_age
-        stale = [
-            info.name
-            for info in self.store.list_objects(prefix)
-            if info.name not in keep
-            and (m := pattern.fullmatch(info.name))
-            and (token_is_dead(m.group(1)) or info.updated < cutoff)
-        ]
-        stale += self.store.sweep_temporaries(prefix, self.orphan_age)
+        try:
+            stale = [
+                info.name
+                for info in self.store.list_objects(prefix)
+                if info.name not in keep
+                and (m := pattern.fullmatch(info.name))
+                and (token_is_dead(m.group(1)) or info.updated < cutoff)
+            ]
+            stale += self.store.sweep_temporaries(prefix, self.orphan_age)
+            if stale:
+                self.store.delete([n for n in stale if n not in keep])
+        except Exception as e:
+            log.warning("could not sweep orphaned objects under %s (the next publication "
+                        "will): %s", self.uri(prefix), e)  # fmt: skip
+            return
         if stale:
-            self.store.delete([n for n in stale if n not in keep])
             log.info("swept %d orphaned object(s) of killed writers under %s", len(stale),
                      self.uri(prefix))  # fmt: skip
 
@@ -199,18 +215,19 @@ class Lake:
 
     def publish_clean(self, key: MonthKey, report: QualityReport) -> QualityReport:
         """Publish the month whose parts ``report`` lists, unless another writer did first;
-        return the report that stands."""
+        return the report that stands. The parts are this method's from the call on, as in
+        ``publish_raw``."""
         body = quality.dump(report).encode()
         meta = {
             META_ROWS_OUT: str(report["rows_out"]),
             META_CLEAN_SHA256: quality.clean_sha256(report),
         }
-        ours = self.clean_files(key, report)
         won = self.store.create_only(self.quality_name(key), body, meta)
-        standing = report if won else self.read_quality(key)
+        standing = report
         if not won:
             log.info("%s: another worker published it first; using theirs", key.label)
-            self.store.delete(ours)
+            self.store.delete(self.clean_files(key, report))
+            standing = self.read_quality(key)
         prefix = self.clean_prefix(key)
         pattern = re.compile(re.escape(prefix) + r"part-\d+\.(" + _TOKEN + r")\.parquet")
         self._sweep(self.clean_prefix(key), pattern, keep=set(self.clean_files(key, standing)))

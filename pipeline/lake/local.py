@@ -208,7 +208,10 @@ class LocalStore:
                 os.link(tmp, final)  # atomic, and fails if ``final`` exists
                 return True
             except FileExistsError:
-                return False
+                # Someone's marker has the name, or ours does: over NFS a LINK whose reply
+                # was lost is sent again and fails with EEXIST. Ours is the one with our
+                # bytes (markers name the writer's token), as on GCS.
+                return final.read_bytes() == data
             finally:
                 tmp.unlink(missing_ok=True)
         except OSError as e:

@@ -9,7 +9,9 @@ The operations are the ones object storage does well, so a folder can do them to
   succeeds (a folder: a temporary name, then a rename; a bucket: see ``pipeline.lake.gcs``).
   Names are never written twice: every data object's name carries its writer's token.
 - ``create_only(name, data)``: write a small object if, and only if, none exists by that
-  name; ``False`` when another writer got there first. This is the publication step.
+  name; ``False`` when another writer got there first (an object with other bytes stands:
+  a retried request whose first try landed still answers ``True``). This is the
+  publication step. When it raises, whether ``data`` stands is unknown.
 - reads through pyarrow's filesystem (``filesystem`` and ``path``), listing and deleting.
 """
 

@@ -121,10 +121,12 @@ def clean_month(
             "cleaned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         failpoint("clean.before_publish")
-        standing = lake.publish_clean(key, quality)
     except BaseException:
         lake.store.delete([part])
         raise
+    # From here the part is publish_clean's to keep or delete: its marker may name the part
+    # even if the call raises.
+    standing = lake.publish_clean(key, quality)
     seconds = time.monotonic() - started
     log.info(
         "%s cleaned from %s: %s, in %.1f s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pipeline.domain.errors import (
 from pipeline.extract.download import RetryPolicy, download, is_published
 from pipeline.extract.verify import verify_file
 from pipeline.lake.lake import RawFile, local
+from pipeline.lake.local import LocalStore
 from tests.support.data import BAD_FILES
 from tests.support.lakes import files_under
 from tests.support.tlc_server import Fault, TLCServer, free_port
@@ -185,3 +187,50 @@ def test_error_messages_never_carry_url_credentials(tmp_path):
         fetch(url, tmp_path)
     assert "hunter2" not in str(info.value)
     assert "hunter3" not in str(info.value)
+
+
+def _lands_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker's creation lands, but its answer is lost: the caller sees an error."""
+    real = LocalStore.create_only
+
+    def create_only(self: LocalStore, name: str, data: bytes, metadata: dict) -> bool:
+        real(self, name, data, metadata)
+        raise PipelineError(f"{name}: the answer was lost")
+
+    monkeypatch.setattr(LocalStore, "create_only", create_only)
+
+
+def test_a_marker_whose_answer_was_lost_keeps_the_data_it_names(
+    green, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Whether the marker stands is unknown when its creation raises, so the data it may
+    name stays (a later sweep takes it if no marker does). Deleting it made a month that
+    looked downloaded and had no file."""
+    url, src = green
+    lake = local(tmp_path / "out")
+    _lands_then_fails(monkeypatch)
+    with pytest.raises(PipelineError, match="answer was lost"):
+        download(url, lake, "raw/x.parquet", "parquet", policy=FAST)
+    raw = lake.raw("raw/x.parquet")
+    assert raw is not None, "the marker landed"
+    assert (tmp_path / "out" / raw.name).read_bytes() == src.read_bytes()
+
+
+def test_a_sweep_that_fails_after_publishing_fails_nothing(
+    green, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """Sweeping orphans is housekeeping after the marker stands: its failure is one warning,
+    the download succeeds, and its data stays."""
+    url, src = green
+
+    def no_sweep(self: LocalStore, prefix: str, older_than: object) -> list[str]:
+        raise PermissionError(13, "Permission denied", prefix)
+
+    monkeypatch.setattr(LocalStore, "sweep_temporaries", no_sweep)
+    with caplog.at_level(logging.WARNING, logger="pipeline.lake.lake"):
+        raw, dest = fetch(url, tmp_path)
+    assert dest.read_bytes() == src.read_bytes()
+    assert local(tmp_path / "out").raw("raw/x.parquet") == raw
+    [line] = [r.getMessage() for r in caplog.records if r.name == "pipeline.lake.lake"]
+    assert "could not sweep" in line
+    assert "Permission denied" in line

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.domain import catalog
-from pipeline.domain.errors import BadSourceFile
+from pipeline.domain.errors import BadSourceFile, LakeWriteError
 from pipeline.domain.months import MonthKey
 from pipeline.lake.lake import local
+from pipeline.lake.local import LocalStore
 from tests.support.data import expected_from_pandas, kind_of, parse_name
 from tests.support.lakes import clean_file, clean_paths, clean_table, files_under
 
@@ -81,3 +82,26 @@ def test_a_second_clean_of_a_published_month_leaves_the_first_standing(tlc: Path
     assert second == first
     quality = local(out).quality_name(key)
     assert files_under(out) == sorted([quality, *local(out).clean_files(key, first)])
+
+
+def test_a_clean_month_whose_marker_answer_was_lost_keeps_its_part(
+    tmp_path: Path, tlc: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """As for a download (tests/integration/extract/test_download.py): when the marker's
+    creation raises, the part it may name stays, and the month reads whole."""
+    real = LocalStore.create_only
+
+    def create_only(self: LocalStore, name: str, data: bytes, metadata: dict) -> bool:
+        real(self, name, data, metadata)
+        raise LakeWriteError(f"{name}: the answer was lost")
+
+    monkeypatch.setattr(LocalStore, "create_only", create_only)
+    src = tlc / "months" / "green_tripdata_2021-01.parquet"
+    key = MonthKey("green", 2021, 1)
+    with pytest.raises(LakeWriteError, match="answer was lost"):
+        clean_file(src, "parquet", key, tmp_path)
+    monkeypatch.undo()
+    paths = clean_paths(tmp_path, key)
+    assert paths
+    assert all(p.is_file() for p in paths)
+    assert len(clean_table(tmp_path, key)) == local(tmp_path).read_quality(key)["rows_out"]

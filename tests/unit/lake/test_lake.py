@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -184,3 +185,31 @@ def test_a_write_error_is_one_clear_error_naming_the_object(tmp_path: Path):
         pytest.raises(LakeWriteError, match=r"raw/x.bin: cannot write to the lake: No space left"),
     ):
         _FileSink(full, final).write(b"x" * 10)
+
+
+def test_create_only_retried_after_it_landed_is_ours(tmp_path: Path):
+    """Over NFS a LINK whose reply was lost is sent again and fails with EEXIST although it
+    worked: a marker with our bytes (markers carry the writer's token) is ours."""
+    store = LocalStore(tmp_path)
+    assert store.create_only("m/_quality.json", b"mine", {})
+    assert store.create_only("m/_quality.json", b"mine", {})
+    assert not store.create_only("m/_quality.json", b"theirs", {})
+
+
+def test_a_failed_sweep_after_publishing_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    lake = local(tmp_path)
+    part = lake.new_clean_object(KEY)
+    write(lake, part, b"data")
+    report = sample_report()
+    report["files"][0]["name"] = part.rsplit("/", 1)[1]
+
+    def no_listing(self: LocalStore, prefix: str) -> list[object]:
+        raise OSError(5, "Input/output error", prefix)
+
+    monkeypatch.setattr(LocalStore, "list_objects", no_listing)
+    with caplog.at_level(logging.WARNING, logger="pipeline.lake.lake"):
+        assert lake.publish_clean(KEY, report) == report
+    assert (tmp_path / part).read_bytes() == b"data"
+    assert any("could not sweep" in r.getMessage() for r in caplog.records)
