@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import logging
 import os
 import shutil
@@ -50,8 +49,9 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from pipeline.domain.errors import PipelineError
 from pipeline.lake.local import token_is_dead, writer_token
 from pipeline.lake.store import ObjectInfo, ObjectWriter
-from pipeline.util.gcp_retry import logged, why
+from pipeline.util.gcp_retry import FAILED, logged, why
 from pipeline.util.memory import unmap_large_buffers
+from pipeline.util.per_process import per_process
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,15 @@ CHUNK = 4 << 20
 IN_FLIGHT = 1
 COMPOSE_MAX = 32  # GCS composes at most 32 objects per request
 READ_RETRY_LIMIT = dt.timedelta(seconds=60)  # pyarrow's retries of a read, in all
+_CLEANUP_ERRORS: tuple[type[Exception], ...] = (PipelineError, *FAILED)
 
 T = TypeVar("T")
 
 
-@functools.cache
+@per_process
 def storage_client(project: str | None) -> storage.Client:
-    """One client per process (it holds the HTTP session and the credentials)."""
+    """One client per process (it holds the HTTP session and the credentials; a forked task
+    process makes its own: pipeline/util/per_process.py)."""
     return storage.Client(project=project or None)
 
 
@@ -80,7 +82,7 @@ def _retry(what: str) -> Retry:
     return logged(DEFAULT_RETRY, f"GCS {what}", log)
 
 
-@functools.cache
+@per_process
 def arrow_filesystem(emulator: str | None, project: str | None) -> pafs.GcsFileSystem:
     """pyarrow's GCS filesystem; anonymous, over http, when an emulator is named."""
     if emulator:
@@ -158,7 +160,7 @@ class GcsStore:
             raise
         except gexc.PreconditionFailed:
             raise  # the caller's answer (a create-only write that lost)
-        except gexc.GoogleAPICallError as e:
+        except FAILED as e:  # an error answer, or none at all after the client's retries
             raise PipelineError(f"GCS {what} failed: {why(e)}") from None
 
     def exists(self, name: str) -> bool:
@@ -301,6 +303,7 @@ class _ChunkedUpload:
         self._uploads: list[Future[None]] = []
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._final_started = False  # the object itself may exist (abort deletes it)
 
     def write(self, data: bytes) -> int:
         # Blocks are kept as they come and joined once into a piece: one copy per byte, not
@@ -358,6 +361,7 @@ class _ChunkedUpload:
         what = f"upload of {store.uri(self.name)}"
         if not self._pieces:  # small: one request, no pieces
             data = b"".join(self._blocks)
+            self._final_started = True
             store._call(
                 what,
                 lambda: final.upload_from_string(
@@ -379,6 +383,7 @@ class _ChunkedUpload:
             self._pieces.append(target)
             sources = [target, *sources[COMPOSE_MAX:]]
             step += 1
+        self._final_started = True
         self._compose(sources, self.name)
         store.delete(self._pieces)
         final.reload(retry=_retry(f"check of {store.uri(self.name)}"))
@@ -393,13 +398,15 @@ class _ChunkedUpload:
         store._call(what, lambda: blob.compose(parts, retry=_retry(what)))
 
     def abort(self) -> None:
-        """Best effort: the pieces uploaded so far go (a sweep takes what this misses)."""
+        """Best effort: the pieces uploaded so far go, and the object itself if it was being
+        made (a failure after the compose, say); a sweep takes what this misses. The name
+        carries this writer's token, and no marker names it yet: no one else's data."""
         for f in self._uploads:
             f.cancel()
         self._shutdown()
         try:
-            self.store.delete(self._pieces)
-        except (PipelineError, gexc.GoogleAPICallError) as e:
+            self.store.delete([*self._pieces, *([self.name] if self._final_started else [])])
+        except _CLEANUP_ERRORS as e:  # logged: never in place of the error that aborted
             log.warning("could not delete the pieces of %s: %s", self.store.uri(self.name), e)
 
     def _shutdown(self) -> None:

@@ -37,7 +37,7 @@ from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import QualityReport
 from pipeline.lake import local as lake
 from pipeline.lake.gcs import storage_client
-from pipeline.util.gcp_retry import logged, why
+from pipeline.util.gcp_retry import FAILED, logged, why
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class GcsCopy:
             return {b.name[len(prefix) :]: (int(b.size), b.crc32c) for b in blobs}
         except gexc.NotFound:
             return {}
-        except gexc.GoogleAPICallError as e:
+        except FAILED as e:
             raise PipelineError(f"GCS {what} failed: {why(e)}") from None
 
     def month_complete(self, clean_dir: Path, key: MonthKey) -> bool:
@@ -129,7 +129,7 @@ class GcsCopy:
                 f"GCS {self.uri(key, lake.QUALITY_FILE)} is missing: "
                 "run UploadGCS for the month first"
             ) from None
-        except gexc.GoogleAPICallError as e:
+        except FAILED as e:
             # e.g. 403 when the account may not read the bucket: one line, not a traceback
             raise PipelineError(f"GCS {what} failed: {why(e)}") from None
 
@@ -137,10 +137,17 @@ class GcsCopy:
         """Delete the month's objects (to force a re-upload); return their URIs."""
         prefix = self.month_prefix(key)
         removed = []
-        for blob in self.client.list_blobs(self.bucket, prefix=prefix):
-            if not dry_run:
-                blob.delete()
-            removed.append(f"gs://{self.bucket}/{blob.name}")
+        what = f"listing {key.label} in gs://{self.bucket}/{prefix}"
+        try:
+            blobs = list(self.client.list_blobs(self.bucket, prefix=prefix, retry=_retry(what)))
+            for blob in blobs:
+                what = f"delete of gs://{self.bucket}/{blob.name}"
+                if not dry_run:
+                    with contextlib.suppress(gexc.NotFound):  # gone already: fine
+                        blob.delete(retry=_retry(what))
+                removed.append(f"gs://{self.bucket}/{blob.name}")
+        except FAILED as e:
+            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
         return removed
 
     def _remote_self_consistent(self, key: MonthKey, remote: dict[str, tuple[int, str]]) -> bool:
@@ -192,7 +199,7 @@ class GcsCopy:
                         retry=_retry(what),
                     )
                 blob.reload(retry=_retry(f"checking the {what}"))
-            except gexc.GoogleAPICallError as e:
+            except FAILED as e:
                 raise PipelineError(f"GCS {what} failed: {why(e)}") from None
             except google_crc32c_mismatch_errors() as e:
                 # DataCorruption: the object's crc32c is not the file's (bytes changed on the
@@ -212,8 +219,12 @@ class GcsCopy:
         # lists them any more.
         stale = [n for n in have if n not in want and not n.startswith(".")]
         for name in stale:
-            with contextlib.suppress(gexc.NotFound):
-                bucket.blob(self.month_prefix(key) + name).delete(retry=_retry(f"delete {name}"))
+            what = f"delete of {self.uri(key, name)}"
+            try:
+                with contextlib.suppress(gexc.NotFound):
+                    bucket.blob(self.month_prefix(key) + name).delete(retry=_retry(what))
+            except FAILED as e:
+                raise PipelineError(f"GCS {what} failed: {why(e)}") from None
         log.info(
             "%s: uploaded %d objects (%d bytes) to gs://%s/%s",
             key.label,

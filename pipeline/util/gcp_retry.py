@@ -11,9 +11,27 @@ from __future__ import annotations
 
 import logging
 
+import requests
+from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
+from google.auth import exceptions as auth_exceptions
 
 ATTEMPTS = 6
+
+# What a client call raises when its retries are spent and no HTTP answer came: the connection
+# kept dropping or timing out (requests' errors, re-raised by ``logged``), the client's retry
+# deadline passed (RetryError), or the credentials could not be fetched. Callers catch these
+# with GoogleAPICallError (an answer) so that either is one line naming the call, never a
+# traceback, and never mistaken for a fault of something else (the TLC source a download
+# reads, say). The request may or may not have reached the service.
+NO_ANSWER: tuple[type[Exception], ...] = (
+    gexc.RetryError,
+    requests.RequestException,
+    auth_exceptions.TransportError,
+    ConnectionError,
+    TimeoutError,
+)
+FAILED: tuple[type[Exception], ...] = (gexc.GoogleAPICallError, *NO_ANSWER)
 
 
 def logged(base: Retry, what: str, logger: logging.Logger, attempts: int = ATTEMPTS) -> Retry:

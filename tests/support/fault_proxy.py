@@ -9,6 +9,10 @@ in Google's JSON format
 - ``when="after"``: after forwarding (the emulator did the work, the client sees an error:
   the case where a blind retry would do the work twice),
 
+or, with ``status=0``, closes the connection without any answer (``when="before"``: a
+dropped connection, which the clients retry like a 503 and, when their retries are spent,
+raise as requests' ConnectionError, not as an HTTP error),
+
 or, for BigQuery jobs (``job_error=True``), makes a job end ``DONE`` with an ``errorResult``,
 as BigQuery reports a job that failed transiently (``backendError``, ``rateLimitExceeded``) or
 for good (``invalid``, ``accessDenied``):
@@ -104,6 +108,8 @@ class Fault:
     def __post_init__(self) -> None:
         if self.when not in ("before", "after"):
             raise ValueError(f"when must be 'before' or 'after', not {self.when!r}")
+        if self.status == 0 and (self.when != "before" or self.job_error):
+            raise ValueError("status 0 (no answer) is a fault before forwarding, not a job's")
         self.message = self.message or f"injected by the fault proxy: {self.reason}"
 
     @property
@@ -281,6 +287,9 @@ class FaultProxy:
                         self._failed_jobs[job_id] = (fault.reason, fault.message, resource)
                     _send_json(h, 200, resource)
                     self._record(h, 200, fault, job_id)
+                elif fault.status == 0:  # no answer: the handler closes the connection
+                    h.close_connection = True
+                    self._record(h, 0, fault, job_id)
                 else:
                     _send(h, fault.status, error_body(fault.status, fault.reason, fault.message))
                     self._record(h, fault.status, fault, job_id)

@@ -13,7 +13,7 @@ from google.api_core.retry import Retry
 from google.cloud import bigquery
 
 from pipeline.domain.errors import PipelineError
-from pipeline.util.gcp_retry import logged, why
+from pipeline.util.gcp_retry import NO_ANSWER, logged, why
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,9 @@ def run_job(
                 log.info("%s: job %s is done but its result is gone; rerunning", what, job_id)
                 continue
             log.info("%s: resuming existing job %s (%s)", what, job_id, job.state)
-        except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as e:
+        except (
+            gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, *NO_ANSWER
+        ) as e:  # fmt: skip
             # The client's own retries got no answer, so the job may or may not exist: the
             # same id, after the wait, is resumed if it does, or the next id runs it.
             tries, counted, last = tries + 1, True, why(e)
@@ -105,6 +107,12 @@ def run_job(
         try:
             job.result()
             return job
+        except NO_ANSWER as e:
+            # Waiting lost touch with BigQuery; the job may still finish. A rerun finds its id
+            # taken and resumes it, or runs the next id if it failed.
+            raise PipelineError(
+                f"{what}: job {job_id}: no answer while waiting for it: {why(e)}"
+            ) from None
         except gexc.GoogleAPICallError as e:
             reason = (job.error_result or {}).get("reason", "")
             message = (job.error_result or {}).get("message") or e.message

@@ -25,7 +25,6 @@ one month every month of an appended table would look complete.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import io
 import logging
@@ -54,6 +53,8 @@ from pipeline.sinks.base import (
     latest,
 )
 from pipeline.sinks.bigquery.jobs import Job, insert_retry, run_job
+from pipeline.util.gcp_retry import FAILED, why
+from pipeline.util.per_process import per_process
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,10 @@ def _fields(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
     return [(f.name, f.type) for f in schema]
 
 
-@functools.cache
+@per_process
 def bigquery_client(project: str, location: str, api_endpoint: str = "") -> bigquery.Client:
-    """One client per process. ``api_endpoint`` is for emulators only (anonymous access)."""
+    """One client per process (a forked task process makes its own:
+    pipeline/util/per_process.py). ``api_endpoint`` is for emulators only (anonymous access)."""
     if api_endpoint:
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
@@ -163,8 +165,8 @@ class BigQueryWarehouse:
             list(self._query(f"making the view {view.name}", self.view_sql(view)))
         except PipelineError as e:  # names the dataset, the view and the cause
             log.warning("%s; the load itself committed", e)
-        except gexc.GoogleAPICallError as e:
-            log.warning("%s not refreshed, the load itself committed: %s", what, e.message)
+        except FAILED as e:
+            log.warning("%s not refreshed, the load itself committed: %s", what, why(e))
 
     # -- setup ----------------------------------------------------------------------------------
     def _create(
@@ -177,13 +179,11 @@ class BigQueryWarehouse:
         afterwards, so a failed create is checked once with a read before it counts."""
         try:
             create()
-        except gexc.GoogleAPICallError as e:
+        except FAILED as e:
             try:
                 exists()
-            except gexc.GoogleAPICallError:
-                raise PipelineError(
-                    f"BigQuery {self.dataset}: {what} failed: {e.message}"
-                ) from None
+            except FAILED:
+                raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {why(e)}") from None
             log.info("BigQuery %s: %s: made by another worker meanwhile", self.dataset, what)
 
     def _ensure_dataset(self) -> None:
@@ -231,8 +231,8 @@ class BigQueryWarehouse:
         try:
             job = self.client.query(text, job_config=config, location=self.location)
             return iter(job.result())
-        except gexc.GoogleAPICallError as e:
-            raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {e.message}") from None
+        except FAILED as e:
+            raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {why(e)}") from None
 
     # -- the month ------------------------------------------------------------------------------
     def load_job_config(self, color: str) -> bigquery.LoadJobConfig:
@@ -372,8 +372,10 @@ COMMIT TRANSACTION;
             return [LoadRecord.from_row(dict(r.items())) for r in rows]
         except gexc.NotFound:
             return []
-        except gexc.GoogleAPICallError as e:
-            raise PipelineError(f"BigQuery {self.dataset}: reading the load ledger: {e}") from None
+        except FAILED as e:
+            raise PipelineError(
+                f"BigQuery {self.dataset}: reading the load ledger failed: {why(e)}"
+            ) from None
 
     def _migrate_ledger(self) -> None:
         """The first ledger (before 0.1.0's contract) had one row per month with rows,

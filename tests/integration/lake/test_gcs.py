@@ -5,6 +5,7 @@ tests/integration/orchestration/test_tasks.py run on this lake as well (``lake_e
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -12,21 +13,27 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import storage
 
+from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
+from pipeline.extract.download import RetryPolicy, download
 from pipeline.lake import gcs as gcsmod
 from pipeline.lake import local as localmod
 from pipeline.lake.gcs import GcsStore
 from pipeline.lake.lake import Lake, split_ext
 from pipeline.orchestration import config
 from pipeline.orchestration.tasks import CleanParquet, LoadBigQuery, UploadGCS
+from pipeline.util import gcp_retry
 from pipeline.util.failpoints import DIR_ENV, ENV
 from tests.support.data import expected_from_pandas, sample_report
+from tests.support.fault_proxy import FaultProxy
 from tests.support.fixtures import REPO, PipelineEnv
-from tests.support.gcp_emulators import PROJECT
+from tests.support.gcp_emulators import PROJECT, FakeGCS
+from tests.support.tlc_server import TLCServer
 
 pytestmark = pytest.mark.gcp
 KEY = MonthKey("green", 2021, 1)
@@ -74,6 +81,86 @@ def test_a_failed_write_leaves_nothing_behind(store: GcsStore):
 
     with pytest.raises(ConnectionResetError):
         broken_source()
+    assert names(store) == []
+
+
+def _read_many(q: Any, store: GcsStore, n: int) -> None:
+    wrong: list[str] = []
+    try:
+        for _ in range(3):
+            for i in range(n):
+                got = store.read_bytes(f"obj/{i:03d}")
+                if got != _content(i):
+                    wrong.append(f"obj/{i:03d}: {got[:20]!r}")
+    except Exception as e:  # reported by the test
+        wrong.append(repr(e))
+    q.put(wrong)
+
+
+def _content(i: int) -> bytes:
+    return f"object {i};".encode() * 50
+
+
+def test_forked_task_processes_each_read_their_own_objects(store: GcsStore):
+    """Luigi runs each task of a ``--workers N`` run in a forked process, after the parent has
+    used the client for its complete() checks. Children that inherited the parent's client
+    shared its keep-alive connection: against the emulator, about one read in five came back
+    with another object's bytes (and some waited out a 60 s read timeout). Each process
+    must make its own client (pipeline/util/per_process.py)."""
+    n = 40
+    for i in range(n):
+        assert store.create_only(f"obj/{i:03d}", _content(i), {})
+    assert store.read_bytes("obj/000") == _content(0)  # the parent's connection, kept alive
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    children = [ctx.Process(target=_read_many, args=(q, store, n)) for _ in range(3)]
+    for c in children:
+        c.start()
+    wrong = [q.get(timeout=120) for _ in children]
+    for c in children:
+        c.join(timeout=60)
+    assert wrong == [[], [], []]
+
+
+@pytest.fixture
+def proxied(gcs_bucket: str, fake_gcs: FakeGCS, monkeypatch: pytest.MonkeyPatch):
+    """The lake's bucket reached through a fault proxy (tests/support/fault_proxy.py)."""
+    with FaultProxy(fake_gcs.url) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        gcsmod.storage_client.cache_clear()
+        gcsmod.arrow_filesystem.cache_clear()
+        yield proxy, GcsStore(gcs_bucket, "lake", PROJECT)
+    gcsmod.storage_client.cache_clear()
+    gcsmod.arrow_filesystem.cache_clear()
+
+
+def test_a_bucket_that_stops_answering_is_one_error_about_the_bucket(
+    proxied: tuple[FaultProxy, GcsStore], server: TLCServer, tlc: Path
+):
+    """The bucket drops every connection while a download streams into it. When the client's
+    retries are spent (gcp_retry.ATTEMPTS requests), the error is one line naming the
+    object, not requests' ConnectionError with a traceback; and it is not blamed on the TLC
+    source (a "connection broke" there would download the month again): the source was read
+    once. Nothing is published and no piece is left."""
+    proxy, store = proxied
+    url = server.publish_month("green", 2021, 1, tlc / "months" / "green_tripdata_2021-01.parquet",
+                               "parquet")  # fmt: skip
+    lake = Lake(store)
+    raw_name = lake.raw_name(KEY, "parquet")
+    proxy.fail("POST", r"^/upload/storage/v1/b/[^/]+/o$", 0, times=gcp_retry.ATTEMPTS)
+    with pytest.raises(PipelineError) as err:
+        download(url, lake, raw_name, "parquet", policy=RetryPolicy(attempts=3, backoff=0.01))
+    message = str(err.value)
+    assert type(err.value) is PipelineError, repr(err.value)  # not TransientSourceError
+    assert message.startswith(f"GCS upload of gs://{store.bucket_name}/lake/raw/green/")
+    assert "ConnectionError" in message
+    assert "\n" not in message
+    assert proxy.unused() == []
+    assert [r.status for r in proxy.requests("POST")][: gcp_retry.ATTEMPTS] == [
+        0
+    ] * gcp_retry.ATTEMPTS
+    assert server.count("green_tripdata_2021-01.parquet") == 1, "the source was read once"
+    assert lake.raw(raw_name) is None
     assert names(store) == []
 
 

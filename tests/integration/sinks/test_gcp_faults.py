@@ -336,6 +336,23 @@ def test_transient_errors_on_jobs_insert_are_retried(faulty: Faulty, warnings: R
     assert marker["load_id"].endswith("_swap_1")  # the swap job that wrote the ledger row
 
 
+def test_jobs_insert_that_never_gets_an_answer_runs_the_job_once(faulty: Faulty, warnings: Records):
+    """The swap's jobs.insert gets no answer at all (the connection drops) until the client's
+    retries are spent. Whether the job was made is unknown, as after a 503: it is looked up,
+    is not there, and runs once under the next id. Before, requests' ConnectionError escaped
+    with a traceback."""
+    faulty.bq.fail("POST", JOBS_INSERT.pattern, 0, job="_swap_1$", times=gcp_retry.ATTEMPTS)
+    assert faulty.build(), faulty.env.failures
+    lines = warnings.lines("pipeline.sinks.bigquery.jobs")
+    assert len(lines) == gcp_retry.ATTEMPTS, lines  # the client's retries, then the job's
+    assert f"attempt 1/{MAX_ATTEMPTS} failed" in lines[-1]
+    assert "ConnectionError" in lines[-1]
+    jobs = faulty.month_jobs()
+    assert [j for j in jobs if "_swap_" in j][-1].endswith("_swap_2")
+    marker = faulty.assert_landed_once()
+    assert marker["load_id"].endswith("_swap_2")
+
+
 # --- BigQuery: jobs that end DONE with a transient errorResult --------------------------------
 BQ_JOB_FAULTS = {
     "load-backendError": ("load", "backendError", "before"),
