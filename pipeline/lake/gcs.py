@@ -386,7 +386,8 @@ class _ChunkedUpload:
         self._final_started = True
         self._compose(sources, self.name)
         store.delete(self._pieces)
-        final.reload(retry=_retry(f"check of {store.uri(self.name)}"))
+        check = f"check of {store.uri(self.name)}"
+        store._call(check, lambda: final.reload(retry=_retry(check)))
         return final
 
     def _compose(self, sources: list[str], target: str) -> None:

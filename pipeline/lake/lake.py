@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.domain import catalog, quality
+from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import QualityReport, SourceManifest
 from pipeline.lake.local import writer_token
@@ -138,23 +139,52 @@ class Lake:
         """Publish ``data_name`` as ``raw_name`` unless another writer did first; return the
         raw file that stands.
 
-        From the call on, ``data_name`` is this method's: the caller must not delete it, even
-        if the call raises. It is deleted only when another writer's marker is known to stand;
-        when the marker's creation fails with no answer, ours may stand and name it, so it is
-        left for a later sweep (a dangling marker would be a month that looks complete)."""
+        From the call on, ``data_name`` is this method's (``_create_marker``): the caller
+        must not delete it, even if the call raises."""
         manifest = {**manifest, "object": data_name.rpartition("/")[2]}
         body = (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode()
-        won = self.store.create_only(self.manifest_name(raw_name), body, {})
+        won = self._create_marker(self.manifest_name(raw_name), body, {}, [data_name])
         if won:
             standing: RawFile | None = RawFile(data_name, manifest)
         else:
             log.info("%s: another worker published it first; using theirs", self.uri(raw_name))
-            self.store.delete([data_name])
+            self._discard([data_name])
             standing = self.raw(raw_name)
         if standing is None:  # pragma: no cover - a marker that vanished under us
             raise RuntimeError(f"{self.uri(raw_name)}: published, then gone")
         self._sweep_raw(raw_name, keep=standing.name)
         return standing
+
+    def _create_marker(
+        self, name: str, body: bytes, metadata: dict[str, str], ours: list[str]
+    ) -> bool:
+        """``create_only``, and when it raises, what stands: a marker that names ``ours``
+        must never be left naming nothing (a month that looks complete and has no file), and
+        data no marker names must not wait for a sweep that may never come (the month's next
+        publication, which is never once it is complete).
+
+        So the marker is read back: ours (our bytes: the write landed, its answer was lost)
+        means we won; none or another's means ours is deleted and the error raised. When
+        that read fails too, nothing is known and ``ours`` stays for a later sweep."""
+        try:
+            return self.store.create_only(name, body, metadata)
+        except Exception as error:
+            try:
+                landed = self.store.read_bytes(name) == body
+            except Exception:
+                raise error from None  # nothing is known: ours stays for a later sweep
+            if landed:
+                log.info("%s: created, although the request failed: %s", self.uri(name), error)
+                return True
+            self._discard(ours)
+            raise
+
+    def _discard(self, names: list[str]) -> None:
+        """Delete data no marker names; a failure is a warning (a sweep takes it later)."""
+        try:
+            self.store.delete(names)
+        except (PipelineError, OSError) as e:
+            log.warning("could not delete %s (a later sweep will): %s", ", ".join(names), e)
 
     def _sweep_raw(self, raw_name: str, keep: str) -> None:
         stem, ext = split_ext(raw_name)
@@ -182,7 +212,7 @@ class Lake:
             stale += self.store.sweep_temporaries(prefix, self.orphan_age)
             if stale:
                 self.store.delete([n for n in stale if n not in keep])
-        except Exception as e:
+        except (PipelineError, OSError) as e:  # the stores' errors; a bug still raises
             log.warning("could not sweep orphaned objects under %s (the next publication "
                         "will): %s", self.uri(prefix), e)  # fmt: skip
             return
@@ -222,11 +252,12 @@ class Lake:
             META_ROWS_OUT: str(report["rows_out"]),
             META_CLEAN_SHA256: quality.clean_sha256(report),
         }
-        won = self.store.create_only(self.quality_name(key), body, meta)
+        ours = self.clean_files(key, report)
+        won = self._create_marker(self.quality_name(key), body, meta, ours)
         standing = report
         if not won:
             log.info("%s: another worker published it first; using theirs", key.label)
-            self.store.delete(self.clean_files(key, report))
+            self._discard(ours)
             standing = self.read_quality(key)
         prefix = self.clean_prefix(key)
         pattern = re.compile(re.escape(prefix) + r"part-\d+\.(" + _TOKEN + r")\.parquet")

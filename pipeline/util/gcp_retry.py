@@ -26,12 +26,21 @@ ATTEMPTS = 6
 # reads, say). The request may or may not have reached the service.
 NO_ANSWER: tuple[type[Exception], ...] = (
     gexc.RetryError,
-    requests.RequestException,
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
     auth_exceptions.TransportError,
     ConnectionError,
     TimeoutError,
 )
-FAILED: tuple[type[Exception], ...] = (gexc.GoogleAPICallError, *NO_ANSWER)
+# Any failed call: an error answer, no answer, or another of requests' errors (a bad URL in
+# an emulator setting, a body that is not JSON): one line too, but never retried as "no
+# answer".
+FAILED: tuple[type[Exception], ...] = (
+    gexc.GoogleAPICallError,
+    *NO_ANSWER,
+    requests.RequestException,
+)
 
 
 def logged(base: Retry, what: str, logger: logging.Logger, attempts: int = ATTEMPTS) -> Retry:

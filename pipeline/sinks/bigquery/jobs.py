@@ -13,7 +13,7 @@ from google.api_core.retry import Retry
 from google.cloud import bigquery
 
 from pipeline.domain.errors import PipelineError
-from pipeline.util.gcp_retry import NO_ANSWER, logged, why
+from pipeline.util.gcp_retry import FAILED, NO_ANSWER, logged, why
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def run_job(
         try:
             job = submit(job_id)
         except gexc.Conflict:
-            job = client.get_job(job_id, location=location)
+            job = _get_job(client, job_id, location, what)
             if job.state == "DONE" and job.error_result:
                 # Resuming a failed job would fail the month for good (every rerun finds the
                 # same id taken, by the same failure), even after an outage or a missing
@@ -97,7 +97,7 @@ def run_job(
                 break
             _wait(what, tries, last)
             try:
-                job = client.get_job(job_id, location=location)
+                job = _get_job(client, job_id, location, what)
             except gexc.NotFound:
                 continue
         except gexc.GoogleAPICallError as e:
@@ -135,6 +135,19 @@ def run_job(
     if tries < MAX_ATTEMPTS:
         raise PipelineError(f"{what}: job ids {base}_1 to _{MAX_JOB_IDS} are all taken")
     raise PipelineError(f"{what}: gave up after {MAX_ATTEMPTS} attempts ({last})")
+
+
+def _get_job(client: bigquery.Client, job_id: str, location: str, what: str) -> Job:
+    """jobs.get, retried as jobs.insert is (logged, bounded); NotFound is the caller's."""
+    try:
+        job: Job = client.get_job(
+            job_id, location=location, retry=insert_retry(f"{what}: jobs.get {job_id}")
+        )
+        return job
+    except gexc.NotFound:
+        raise
+    except FAILED as e:
+        raise PipelineError(f"{what}: looking up job {job_id} failed: {why(e)}") from None
 
 
 def _wait(what: str, tries: int, cause: str) -> None:

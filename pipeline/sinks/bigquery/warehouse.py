@@ -305,7 +305,7 @@ COMMIT TRANSACTION;
         )
         staged = self._count(stage)
         if staged != expected:
-            self.client.delete_table(self.table_id(stage), not_found_ok=True)
+            self._drop(stage)
             raise PipelineError(
                 f"{what}: the load job {load.job_id} staged {staged} rows, the clean month has "
                 f"{expected}; nothing was replaced"
@@ -337,7 +337,7 @@ COMMIT TRANSACTION;
             swap,
             still_useful=lambda job: (self.loaded(key) or _NONE).load_id == job.job_id,
         )
-        self.client.delete_table(self.table_id(stage), not_found_ok=True)
+        self._drop(stage)
         record = self.loaded(key)
         if record is None or record.load_id != swapped.job_id:
             raise PipelineError(f"{what}: the swap {swapped.job_id} left no ledger row")
@@ -351,6 +351,18 @@ COMMIT TRANSACTION;
             return True
         except gexc.NotFound:
             return False
+        except FAILED as e:
+            raise PipelineError(
+                f"BigQuery {self.dataset}: checking for {table} failed: {why(e)}"
+            ) from None
+
+    def _drop(self, table: str) -> None:
+        try:
+            self.client.delete_table(self.table_id(table), not_found_ok=True)
+        except FAILED as e:
+            raise PipelineError(
+                f"BigQuery {self.dataset}: dropping {table} failed: {why(e)}"
+            ) from None
 
     def _count(self, table: str) -> int:
         # COUNT(*), not Table.num_rows: the emulator's num_rows can be stale, and a COUNT(*) of

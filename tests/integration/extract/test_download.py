@@ -189,30 +189,66 @@ def test_error_messages_never_carry_url_credentials(tmp_path):
     assert "hunter3" not in str(info.value)
 
 
-def _lands_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The marker's creation lands, but its answer is lost: the caller sees an error."""
-    real = LocalStore.create_only
+def _marker_write_fails(
+    monkeypatch: pytest.MonkeyPatch, lands: bool, readable: bool = True
+) -> None:
+    """The marker's creation raises: after it landed (its answer lost) or before; and the
+    marker can be read back afterwards, or not (the store stopped answering)."""
+    real_create, real_read = LocalStore.create_only, LocalStore.read_bytes
 
     def create_only(self: LocalStore, name: str, data: bytes, metadata: dict) -> bool:
-        real(self, name, data, metadata)
-        raise PipelineError(f"{name}: the answer was lost")
+        if lands:
+            real_create(self, name, data, metadata)
+        raise PipelineError(f"{name}: the write failed")
+
+    def read_bytes(self: LocalStore, name: str) -> bytes | None:
+        if not readable and name.endswith(".manifest.json"):
+            raise PipelineError(f"{name}: no answer")
+        return real_read(self, name)
 
     monkeypatch.setattr(LocalStore, "create_only", create_only)
+    monkeypatch.setattr(LocalStore, "read_bytes", read_bytes)
 
 
-def test_a_marker_whose_answer_was_lost_keeps_the_data_it_names(
+def test_a_marker_write_that_landed_but_raised_is_read_back_and_stands(
     green, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """Whether the marker stands is unknown when its creation raises, so the data it may
-    name stays (a later sweep takes it if no marker does). Deleting it made a month that
-    looked downloaded and had no file."""
+    """The marker was created and the answer lost: read back, it is ours, so the download
+    stands, with its data. (Deleting the data on the error, as before, made a month that
+    looked downloaded and had no file.)"""
     url, src = green
     lake = local(tmp_path / "out")
-    _lands_then_fails(monkeypatch)
-    with pytest.raises(PipelineError, match="answer was lost"):
+    _marker_write_fails(monkeypatch, lands=True)
+    raw = download(url, lake, "raw/x.parquet", "parquet", policy=FAST)
+    assert lake.raw("raw/x.parquet") == raw
+    assert (tmp_path / "out" / raw.name).read_bytes() == src.read_bytes()
+
+
+def test_a_marker_write_that_did_not_land_leaves_nothing(
+    green, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No marker stands: the data is deleted with the error, not left for a sweep that the
+    month's next publication may run too soon to take it."""
+    url, _ = green
+    _marker_write_fails(monkeypatch, lands=False)
+    with pytest.raises(PipelineError, match="the write failed"):
+        fetch(url, tmp_path)
+    assert only_final_files(tmp_path / "out") == []
+
+
+def test_a_marker_that_cannot_be_read_back_keeps_the_data(
+    green, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The marker's write raised and reading it back fails too: whether it stands is
+    unknown, so the data it may name stays, and the first error is the one reported."""
+    url, src = green
+    lake = local(tmp_path / "out")
+    _marker_write_fails(monkeypatch, lands=True, readable=False)
+    with pytest.raises(PipelineError, match="the write failed"):
         download(url, lake, "raw/x.parquet", "parquet", policy=FAST)
+    monkeypatch.undo()
     raw = lake.raw("raw/x.parquet")
-    assert raw is not None, "the marker landed"
+    assert raw is not None
     assert (tmp_path / "out" / raw.name).read_bytes() == src.read_bytes()
 
 

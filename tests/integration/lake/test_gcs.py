@@ -116,9 +116,13 @@ def test_forked_task_processes_each_read_their_own_objects(store: GcsStore):
     children = [ctx.Process(target=_read_many, args=(q, store, n)) for _ in range(3)]
     for c in children:
         c.start()
-    wrong = [q.get(timeout=120) for _ in children]
-    for c in children:
-        c.join(timeout=60)
+    try:
+        wrong = [q.get(timeout=120) for _ in children]
+    finally:
+        for c in children:
+            c.join(timeout=10)
+            if c.is_alive():
+                c.kill()
     assert wrong == [[], [], []]
 
 

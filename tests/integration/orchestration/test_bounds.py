@@ -140,7 +140,9 @@ def test_luigid_down_fails_at_once_with_what_to_do(env: PipelineEnv):
     env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()})
     r = luigi(env, "LoadDuckDB", "--year", "2021", "--month", "1")
     assert r.rc == RETCODE["cannot_run"], r.out
-    assert r.seconds < 5, r.seconds
+    # at once: not after the 30 s of RPC retries ([core] rpc-retry-*); STARTUP allows for the
+    # interpreter on a machine busy with the other test process, as the other bounds do
+    assert r.seconds < 5 + STARTUP, r.seconds
     assert_one_line_why(r, "is unreachable")
     assert "tlc-luigid" in r.out
     assert "--local-scheduler" in r.out

@@ -84,24 +84,28 @@ def test_a_second_clean_of_a_published_month_leaves_the_first_standing(tlc: Path
     assert files_under(out) == sorted([quality, *local(out).clean_files(key, first)])
 
 
-def test_a_clean_month_whose_marker_answer_was_lost_keeps_its_part(
-    tmp_path: Path, tlc: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("lands", [True, False], ids=["landed", "not-landed"])
+def test_a_clean_months_marker_write_that_raised(
+    tmp_path: Path, tlc: Path, monkeypatch: pytest.MonkeyPatch, lands: bool
 ):
-    """As for a download (tests/integration/extract/test_download.py): when the marker's
-    creation raises, the part it may name stays, and the month reads whole."""
+    """As for a download (tests/integration/extract/test_download.py): a marker write that
+    raised is read back. Ours stands (its answer was lost): the month is published, its part
+    kept. None stands: the error, and the part is gone."""
     real = LocalStore.create_only
 
     def create_only(self: LocalStore, name: str, data: bytes, metadata: dict) -> bool:
-        real(self, name, data, metadata)
-        raise LakeWriteError(f"{name}: the answer was lost")
+        if lands:
+            real(self, name, data, metadata)
+        raise LakeWriteError(f"{name}: the write failed")
 
     monkeypatch.setattr(LocalStore, "create_only", create_only)
     src = tlc / "months" / "green_tripdata_2021-01.parquet"
     key = MonthKey("green", 2021, 1)
-    with pytest.raises(LakeWriteError, match="answer was lost"):
-        clean_file(src, "parquet", key, tmp_path)
-    monkeypatch.undo()
-    paths = clean_paths(tmp_path, key)
-    assert paths
-    assert all(p.is_file() for p in paths)
-    assert len(clean_table(tmp_path, key)) == local(tmp_path).read_quality(key)["rows_out"]
+    if lands:
+        report = clean_file(src, "parquet", key, tmp_path)
+        assert local(tmp_path).read_quality(key) == report
+        assert len(clean_table(tmp_path, key)) == report["rows_out"]
+    else:
+        with pytest.raises(LakeWriteError, match="the write failed"):
+            clean_file(src, "parquet", key, tmp_path)
+        assert files_under(tmp_path) == []

@@ -33,8 +33,12 @@ def test_one_value_per_process_and_arguments():
     q = ctx.Queue()
     p = ctx.Process(target=_in_child, args=(q,))
     p.start()
-    one, again, count = q.get(timeout=60)
-    p.join(timeout=60)
+    try:
+        one, again, count = q.get(timeout=60)
+    finally:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
     assert one == (p.pid, "a"), "the child made its own"
     assert again == one
     assert count == 3  # the parent's two, which the child keeps but never uses, and its own
