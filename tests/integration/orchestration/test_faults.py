@@ -312,8 +312,14 @@ def test_postgres_restarted_mid_copy_fails_once_then_the_next_run_is_exact(
 
 
 def _copying(pg: PostgresWarehouse) -> bool:
+    """The month's COPY into its stage has begun. Not any COPY: LoadZones copies the zone
+    lookup first, and a restart during that one fails the month's load at its connect."""
     try:
-        rows = pg_query(pg, "SELECT count(*) FROM pg_stat_progress_copy WHERE tuples_processed > 0")
+        rows = pg_query(
+            pg,
+            "SELECT count(*) FROM pg_stat_progress_copy p JOIN pg_class c ON c.oid = p.relid"
+            " WHERE c.relname = '_stage_yellow_trips_202101' AND p.tuples_processed > 0",
+        )
     except Exception:
         return False
     return rows[0][0] > 0
