@@ -63,7 +63,6 @@ CHUNK = 4 << 20
 IN_FLIGHT = 1
 COMPOSE_MAX = 32  # GCS composes at most 32 objects per request
 READ_RETRY_LIMIT = dt.timedelta(seconds=60)  # pyarrow's retries of a read, in all
-_CLEANUP_ERRORS: tuple[type[Exception], ...] = (PipelineError, *FAILED)
 
 T = TypeVar("T")
 
@@ -407,7 +406,7 @@ class _ChunkedUpload:
         self._shutdown()
         try:
             self.store.delete([*self._pieces, *([self.name] if self._final_started else [])])
-        except _CLEANUP_ERRORS as e:  # logged: never in place of the error that aborted
+        except PipelineError as e:  # _call's, for any failed call: logged, never raised
             log.warning("could not delete the pieces of %s: %s", self.store.uri(self.name), e)
 
     def _shutdown(self) -> None:
