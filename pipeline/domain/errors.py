@@ -35,6 +35,12 @@ class LakeWriteError(PipelineError):
     message names the file and the cause, and nothing was published."""
 
 
+class LakeDataMissing(PipelineError):
+    """A month's marker names data the lake no longer holds (removed by hand or by a bucket's
+    lifecycle rule: the pipeline's own writers never leave a marker without its data). Not
+    retried: the message names both objects and the ``tlc-forget`` that rebuilds the stage."""
+
+
 class SchemaError(BadSourceFile):
     """Columns that the catalog does not know, or a required column that is missing."""
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.domain import catalog, quality
-from pipeline.domain.errors import PipelineError
+from pipeline.domain.errors import LakeDataMissing, PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import QualityReport, SourceManifest
 from pipeline.lake.local import writer_token
@@ -242,6 +242,26 @@ class Lake:
     def clean_files(self, key: MonthKey, report: QualityReport) -> list[str]:
         """The month's data objects, as its report lists them."""
         return [self.clean_prefix(key) + f["name"] for f in report["files"]]
+
+    def require_data(self, marker: str, names: Sequence[str], remedy: str) -> None:
+        """Raise one clear error when ``marker`` names data the lake does not hold.
+
+        Our writers never leave a marker without its data, so a reader could trust it; but an
+        object removed by hand or by a bucket's lifecycle rule would fail the next stage deep
+        in pyarrow, DuckDB or a BigQuery job, as a bad source file or an unknown path. One
+        existence check per object before a stage reads them costs a request each, against
+        a month's worth of reading."""
+        missing = [n for n in names if not self.store.exists(n)]
+        if missing:
+            more = (
+                f" (and {len(missing) - 1} more of its {len(names)} objects)"
+                if len(missing) > 1
+                else ""
+            )
+            raise LakeDataMissing(
+                f"{self.uri(marker)} names {self.uri(missing[0])}{more}, which is not in the "
+                f"lake (removed outside the pipeline?); {remedy}"
+            )
 
     def publish_clean(self, key: MonthKey, report: QualityReport) -> QualityReport:
         """Publish the month whose parts ``report`` lists, unless another writer did first;

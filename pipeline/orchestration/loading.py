@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import requests
 
@@ -24,6 +25,9 @@ from pipeline.lake.lake import Lake, RawFile
 from pipeline.sinks.base import CopyProgress, LoadRecord, Sink
 from pipeline.transform import clean
 from pipeline.transform.clean import CleanProgress
+
+if TYPE_CHECKING:  # imported by UploadGCS only: a worker without GCS never loads the client
+    from pipeline.lake.gcs_copy import GcsCopy, UploadProgress
 
 log = logging.getLogger("pipeline.load")
 
@@ -43,11 +47,19 @@ def download_file(
     )
 
 
-def raw_input(lake: Lake, raw_name: str) -> tuple[RawInput, RawFile]:
-    """The published raw file, to read, named as the TLC names it."""
+def forget_hint(key: MonthKey, start: str, then: str) -> str:
+    """The command that removes the month's outputs from ``start`` on, so a rerun redoes them."""
+    command = f"tlc-forget --color {key.color} --year {key.year} --month {key.month}"
+    return f"run `{command} --from {start}`, then {then}"
+
+
+def raw_input(lake: Lake, raw_name: str, remedy: str) -> tuple[RawInput, RawFile]:
+    """The published raw file, to read, named as the TLC names it; ``remedy`` says how to get
+    it back when its marker names a file that is gone."""
     raw = lake.raw(raw_name)
     if raw is None:
         raise FileNotFoundError(f"{lake.uri(raw_name)}: not downloaded into the lake")
+    lake.require_data(lake.manifest_name(raw_name), [raw.name], remedy)
     store = lake.store
     return RawInput(store.filesystem, store.path(raw.name), raw_name.rsplit("/", 1)[-1]), raw
 
@@ -56,10 +68,27 @@ def clean_month(
     lake: Lake, key: MonthKey, kind: str, progress: CleanProgress | None = None
 ) -> QualityReport:
     """CleanParquet: the month's raw file in the lake -> its clean month in the lake."""
-    where, raw = raw_input(lake, lake.raw_name(key, kind))
+    remedy = forget_hint(key, "raw", "rerun to download it again")
+    where, raw = raw_input(lake, lake.raw_name(key, kind), remedy)
     return clean.clean_month(
         open_source(where, kind), key, lake, source_manifest=raw.manifest, progress=progress
     )
+
+
+def upload_month(
+    lake: Lake, key: MonthKey, bucket: GcsCopy, progress: UploadProgress | None = None
+) -> list[str]:
+    """UploadGCS with a local lake: the published clean month, copied to the bucket."""
+    report = lake.read_quality(key)
+    lake.require_data(
+        lake.quality_name(key),
+        lake.clean_files(key, report),
+        forget_hint(key, "clean", "rerun to clean it again from the raw file"),
+    )
+    folder = lake.store.local_path(lake.clean_prefix(key))
+    if folder is None:  # pragma: no cover - UploadGCS runs this for a folder lake only
+        raise ValueError(f"{lake.root} is not a folder")
+    return bucket.upload_month(folder, key, progress=progress)
 
 
 def load_files(
@@ -88,6 +117,11 @@ def load_month(
     month into ``sink``. BigQuery reads the lake's objects itself; DuckDB and PostgreSQL's
     COPY read local files: the lake's own, or a temporary copy of a bucket's."""
     report = lake.read_quality(key)
+    lake.require_data(
+        lake.quality_name(key),
+        lake.clean_files(key, report),
+        forget_hint(key, "clean", "rerun to clean it again from the raw file"),
+    )
     if sink_name == "bigquery":
         uris = [lake.uri(n) for n in lake.clean_files(key, report)]
         return load_files(sink, sink_name, report, uris, progress)
@@ -97,5 +131,8 @@ def load_month(
 
 def load_zones(lake: Lake, sink: Sink) -> LoadRecord:
     """LoadZones: the zone lookup the lake holds, with the sha256 its download recorded."""
-    where, raw = raw_input(lake, lake.zones_name())
+    marker = lake.uri(lake.manifest_name(lake.zones_name()))
+    where, raw = raw_input(
+        lake, lake.zones_name(), f"remove {marker}, then rerun to download it again"
+    )
     return sink.load_zones(read_zones(where), str(raw.manifest["sha256"]))

@@ -257,9 +257,7 @@ class UploadGCS(MonthTask):
     def run(self) -> None:
         if config.lake().on_gcs():
             return  # complete as soon as CleanParquet is
-        folder = self.lake.store.local_path(self.lake.clean_prefix(self.key))
-        assert folder is not None
-        config.gcs().get().upload_month(folder, self.key, progress=self.report_bytes)
+        loading.upload_month(self.lake, self.key, config.gcs().get(), self.report_bytes)
 
 
 class LoadBigQuery(_LoadMonth):

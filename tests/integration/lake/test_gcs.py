@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from google.cloud import storage
 
-from pipeline.domain.errors import PipelineError
+from pipeline.domain.errors import LakeDataMissing, PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.extract.download import RetryPolicy, download
 from pipeline.lake import gcs as gcsmod
@@ -271,6 +271,29 @@ def test_load_bigquery_reads_the_lakes_own_objects(gcs_lake_env: PipelineEnv, tl
     objects = set(gcs_lake_env.lake_objects())
     assert set(the_lake.clean_files(KEY, the_lake.read_quality(KEY))) <= objects
     assert all(not n.startswith("tlc/") for n in objects), "no UploadGCS copy was made"
+
+
+def test_load_bigquery_of_a_part_removed_by_hand_runs_no_job(gcs_lake_env: PipelineEnv, tlc: Path):
+    """A BigQuery load job of a missing object would fail inside the job ("Not found: URI"),
+    after a stage table was made; the month's own check names the objects and the fix."""
+    src = tlc / "months" / "green_tripdata_2021-01.parquet"
+    gcs_lake_env.server.publish_month("green", 2021, 1, src, "parquet")
+    assert gcs_lake_env.build(CleanParquet(**MONTH))
+    the_lake = gcs_lake_env.the_lake()
+    (part,) = the_lake.clean_files(KEY, the_lake.read_quality(KEY))
+    the_lake.store.delete([part])
+    wh = config.bigquery().get()
+    jobs_before = {j.job_id for j in wh.client.list_jobs()}
+
+    assert not gcs_lake_env.build(LoadBigQuery(**MONTH))
+    ((task, error),) = gcs_lake_env.failures
+    assert task.task_family == "LoadBigQuery"
+    assert isinstance(error, LakeDataMissing)
+    assert the_lake.uri(part) in str(error)
+    assert "--from clean" in str(error)
+    assert wh.loaded(KEY) is None
+    loads = {j.job_id for j in wh.client.list_jobs()} - jobs_before
+    assert not [j for j in loads if "green_202101" in j], loads
 
 
 def test_kill_9_mid_download_into_gcs_leaves_no_month_and_the_rerun_sweeps(

@@ -14,7 +14,7 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from pipeline.cli import forget
-from pipeline.domain.errors import BadSourceFile, MonthNotPublished
+from pipeline.domain.errors import BadSourceFile, LakeDataMissing, MonthNotPublished
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.lake.lake import Lake
@@ -228,3 +228,69 @@ def test_clean_output_is_canonical_zstd(lake_env: PipelineEnv, tlc: Path):
     with the_lake.store.filesystem.open_input_file(the_lake.store.path(part)) as f:
         meta = pq.read_metadata(f)
     assert meta.row_group(0).column(0).compression == "ZSTD"
+
+
+# -- a marker whose data was removed outside the pipeline ----------------------------------
+def test_raw_file_removed_by_hand_is_one_error_and_forget_converges(
+    lake_env: PipelineEnv, tlc: Path
+):
+    """Our writers never leave a marker without its data, but a person or a bucket's
+    lifecycle rule can remove the data. The clean then names both objects and the command
+    that rebuilds the stage, instead of calling the TLC's file unreadable; it publishes
+    nothing, and the command works."""
+    src = tlc / "months" / "green_tripdata_2021-01.parquet"
+    lake_env.server.publish_month("green", 2021, 1, src, "parquet")
+    assert lake_env.build(DownloadMonth(color="green", year=2021, month=1))
+    the_lake = lake_env.the_lake()
+    key = MonthKey("green", 2021, 1)
+    raw_name = the_lake.raw_name(key, "parquet")
+    raw = the_lake.raw(raw_name)
+    assert raw is not None
+    the_lake.store.delete([raw.name])
+
+    assert not lake_env.build(CleanParquet(color="green", year=2021, month=1))
+    ((task, error),) = lake_env.failures
+    assert task.task_family == "CleanParquet"
+    assert isinstance(error, LakeDataMissing)
+    message = str(error)
+    assert "\n" not in message
+    assert the_lake.uri(the_lake.manifest_name(raw_name)) in message
+    assert the_lake.uri(raw.name) in message
+    assert "tlc-forget --color green --year 2021 --month 1 --from raw" in message
+    assert the_lake.quality(key) is None
+    assert not [n for n in lake_env.lake_objects() if n.startswith("clean/")]
+
+    forget.forget(key, "raw")
+    assert lake_env.build(LoadDuckDB(color="green", year=2021, month=1))
+    want = expected_from_pandas(src, 2021, 1)
+    assert rows_in_duckdb(lake_env, "SELECT count(*) FROM green_trips") == [(want["rows_out"],)]
+
+
+def test_clean_part_removed_by_hand_is_one_error_and_forget_converges(
+    lake_env: PipelineEnv, tlc: Path
+):
+    src = tlc / "months" / "green_tripdata_2021-01.parquet"
+    lake_env.server.publish_month("green", 2021, 1, src, "parquet")
+    assert lake_env.build(CleanParquet(color="green", year=2021, month=1))
+    the_lake = lake_env.the_lake()
+    key = MonthKey("green", 2021, 1)
+    (part,) = the_lake.clean_files(key, the_lake.read_quality(key))
+    the_lake.store.delete([part])
+
+    assert not lake_env.build(LoadDuckDB(color="green", year=2021, month=1))
+    ((task, error),) = lake_env.failures
+    assert task.task_family == "LoadDuckDB"
+    assert isinstance(error, LakeDataMissing)
+    message = str(error)
+    assert the_lake.uri(the_lake.quality_name(key)) in message
+    assert the_lake.uri(part) in message
+    assert "tlc-forget --color green --year 2021 --month 1 --from clean" in message
+    ledger = "SELECT count(*) FROM _pipeline_loads WHERE color = 'green'"
+    assert rows_in_duckdb(lake_env, ledger) == [(0,)]
+
+    forget.forget(key, "clean")
+    downloads = lake_env.server.count("green_tripdata_2021-01")
+    assert lake_env.build(LoadDuckDB(color="green", year=2021, month=1))
+    assert lake_env.server.count("green_tripdata_2021-01") == downloads  # cleaned from raw
+    want = expected_from_pandas(src, 2021, 1)
+    assert rows_in_duckdb(lake_env, "SELECT count(*) FROM green_trips") == [(want["rows_out"],)]

@@ -20,7 +20,7 @@ import pytest
 from google.cloud import bigquery
 
 from pipeline.domain import catalog
-from pipeline.domain.errors import PipelineError
+from pipeline.domain.errors import LakeDataMissing, PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.orchestration import config
@@ -168,6 +168,21 @@ def test_corrupted_or_deleted_object_is_uploaded_again(gcs_env: PipelineEnv, tlc
     assert gcp_env.build(task)
     assert task.complete()
     assert sorted(gcs.remote(JAN)) == sorted([lake.QUALITY_FILE, part.name])
+
+
+def test_upload_of_a_part_removed_by_hand_uploads_nothing(gcs_env: PipelineEnv, tlc: Path):
+    publish(gcs_env, tlc, 2021, 1)
+    assert gcs_env.build(CleanParquet(color="green", year=2021, month=1))
+    (part,) = clean_paths(gcs_env.the_lake(), JAN)
+    part.unlink()
+
+    assert not gcs_env.build(UploadGCS(color="green", year=2021, month=1))
+    ((task, error),) = gcs_env.failures
+    assert task.task_family == "UploadGCS"
+    assert isinstance(error, LakeDataMissing)
+    assert str(part) in str(error)
+    assert "tlc-forget --color green --year 2021 --month 1 --from clean" in str(error)
+    assert config.gcs().get().remote(JAN) == {}
 
 
 def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):

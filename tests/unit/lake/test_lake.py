@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.domain.errors import LakeWriteError
+from pipeline.domain.errors import LakeDataMissing, LakeWriteError
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as localmod
 from pipeline.lake.lake import Lake, local, split_ext
@@ -213,3 +213,18 @@ def test_a_failed_sweep_after_publishing_is_a_warning(
         assert lake.publish_clean(KEY, report) == report
     assert (tmp_path / part).read_bytes() == b"data"
     assert any("could not sweep" in r.getMessage() for r in caplog.records)
+
+
+def test_require_data_names_the_marker_the_first_missing_object_and_how_many(tmp_path: Path):
+    lake = local(tmp_path)
+    marker = lake.quality_name(KEY)
+    parts = [lake.clean_prefix(KEY) + f"part-{i}.x.parquet" for i in range(3)]
+    write(lake, parts[0], b"PAR1")
+    lake.require_data(marker, parts[:1], "fix it")  # all there: nothing to say
+
+    with pytest.raises(LakeDataMissing) as e:
+        lake.require_data(marker, parts, "fix it")
+    assert str(e.value) == (
+        f"{lake.uri(marker)} names {lake.uri(parts[1])} (and 1 more of its 3 objects), "
+        "which is not in the lake (removed outside the pipeline?); fix it"
+    )
