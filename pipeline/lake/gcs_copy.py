@@ -29,6 +29,7 @@ from typing import BinaryIO
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import storage
+from google.cloud.storage.exceptions import DataCorruption
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from pipeline.domain import quality
@@ -37,7 +38,7 @@ from pipeline.domain.months import MonthKey
 from pipeline.domain.quality import QualityReport
 from pipeline.lake import local as lake
 from pipeline.lake.gcs import storage_client
-from pipeline.util.gcp_retry import FAILED, logged, why
+from pipeline.util.gcp_retry import logged, one_line
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,12 @@ class GcsCopy:
     def remote(self, key: MonthKey) -> dict[str, tuple[int, str]]:
         prefix = self.month_prefix(key)
         what = f"listing {key.label} in gs://{self.bucket}/{prefix}"
-        try:
-            blobs = self.client.list_blobs(self.bucket, prefix=prefix, retry=_retry(what))
-            return {b.name[len(prefix) :]: (int(b.size), b.crc32c) for b in blobs}
-        except gexc.NotFound:
-            return {}
-        except FAILED as e:
-            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
+        with one_line(f"GCS {what}"):
+            try:
+                blobs = self.client.list_blobs(self.bucket, prefix=prefix, retry=_retry(what))
+                return {b.name[len(prefix) :]: (int(b.size), b.crc32c) for b in blobs}
+            except gexc.NotFound:
+                return {}
 
     def month_complete(self, clean_dir: Path, key: MonthKey) -> bool:
         remote = self.remote(key)
@@ -122,32 +122,29 @@ class GcsCopy:
         blob = self.client.bucket(self.bucket).blob(self.month_prefix(key) + lake.QUALITY_FILE)
         uri = self.uri(key, lake.QUALITY_FILE)
         what = f"read of {key.label} {uri}"
-        try:
-            return quality.parse(blob.download_as_bytes(retry=_retry(what)), uri)
-        except gexc.NotFound:
-            raise PipelineError(
-                f"GCS {self.uri(key, lake.QUALITY_FILE)} is missing: "
-                "run UploadGCS for the month first"
-            ) from None
-        except FAILED as e:
-            # e.g. 403 when the account may not read the bucket: one line, not a traceback
-            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
+        # e.g. 403 when the account may not read the bucket: one line, not a traceback
+        with one_line(f"GCS {what}"):
+            try:
+                data = blob.download_as_bytes(retry=_retry(what))
+            except gexc.NotFound:
+                raise PipelineError(
+                    f"GCS {uri} is missing: run UploadGCS for the month first"
+                ) from None
+        return quality.parse(data, uri)
 
     def remove_month(self, key: MonthKey, dry_run: bool = False) -> list[str]:
         """Delete the month's objects (to force a re-upload); return their URIs."""
         prefix = self.month_prefix(key)
         removed = []
         what = f"listing {key.label} in gs://{self.bucket}/{prefix}"
-        try:
+        with one_line(f"GCS {what}"):
             blobs = list(self.client.list_blobs(self.bucket, prefix=prefix, retry=_retry(what)))
-            for blob in blobs:
-                what = f"delete of gs://{self.bucket}/{blob.name}"
-                if not dry_run:
-                    with contextlib.suppress(gexc.NotFound):  # gone already: fine
-                        blob.delete(retry=_retry(what))
-                removed.append(f"gs://{self.bucket}/{blob.name}")
-        except FAILED as e:
-            raise PipelineError(f"GCS {what} failed: {why(e)}") from None
+        for blob in blobs:
+            what = f"delete of gs://{self.bucket}/{blob.name}"
+            if not dry_run:
+                with one_line(f"GCS {what}"), contextlib.suppress(gexc.NotFound):  # gone: fine
+                    blob.delete(retry=_retry(what))
+            removed.append(f"gs://{self.bucket}/{blob.name}")
         return removed
 
     def _remote_self_consistent(self, key: MonthKey, remote: dict[str, tuple[int, str]]) -> bool:
@@ -184,30 +181,30 @@ class GcsCopy:
                     elapsed = max(time.monotonic() - started, 1e-6)
                     progress(base + done, total, (base + done) / elapsed)
 
-            try:
-                with open(path, "rb") as f:
-                    blob.upload_from_file(
-                        _Counting(f, report),
-                        size=want[name][0],
-                        checksum="crc32c",
-                        content_type="application/json"
-                        if name.endswith(".json")
-                        else "application/vnd.apache.parquet",
-                        # Explicit, although google-cloud-storage >= 3 retries uploads by
-                        # default: sending the same bytes to the same name again is safe (the
-                        # crc32c checks below refuse anything else), and each retry is logged.
-                        retry=_retry(what),
-                    )
-                blob.reload(retry=_retry(f"checking the {what}"))
-            except FAILED as e:
-                raise PipelineError(f"GCS {what} failed: {why(e)}") from None
-            except google_crc32c_mismatch_errors() as e:
-                # DataCorruption: the object's crc32c is not the file's (bytes changed on the
-                # way, or a resent chunk stored twice). The client deletes what a resumable
-                # upload made; the next run uploads the object again.
-                raise PipelineError(
-                    f"GCS {what}: the bucket's crc32c does not match the file ({e})"
-                ) from None
+            with one_line(f"GCS {what}"):
+                try:
+                    with open(path, "rb") as f:
+                        blob.upload_from_file(
+                            _Counting(f, report),
+                            size=want[name][0],
+                            checksum="crc32c",
+                            content_type="application/json"
+                            if name.endswith(".json")
+                            else "application/vnd.apache.parquet",
+                            # Explicit, although google-cloud-storage >= 3 retries uploads by
+                            # default: sending the same bytes to the same name again is safe
+                            # (the crc32c checks below refuse anything else), and each retry
+                            # is logged.
+                            retry=_retry(what),
+                        )
+                    blob.reload(retry=_retry(f"checking the {what}"))
+                except DataCorruption as e:
+                    # The object's crc32c is not the file's (bytes changed on the way, or a
+                    # resent chunk stored twice). The client deletes what a resumable upload
+                    # made; the next run uploads the object again.
+                    raise PipelineError(
+                        f"GCS {what}: the bucket's crc32c does not match the file ({e})"
+                    ) from None
             if (int(blob.size), blob.crc32c) != want[name]:
                 raise PipelineError(
                     f"GCS gs://{self.bucket}/{blob.name}: stored size/crc32c "
@@ -220,11 +217,8 @@ class GcsCopy:
         stale = [n for n in have if n not in want and not n.startswith(".")]
         for name in stale:
             what = f"delete of {self.uri(key, name)}"
-            try:
-                with contextlib.suppress(gexc.NotFound):
-                    bucket.blob(self.month_prefix(key) + name).delete(retry=_retry(what))
-            except FAILED as e:
-                raise PipelineError(f"GCS {what} failed: {why(e)}") from None
+            with one_line(f"GCS {what}"), contextlib.suppress(gexc.NotFound):
+                bucket.blob(self.month_prefix(key) + name).delete(retry=_retry(what))
         log.info(
             "%s: uploaded %d objects (%d bytes) to gs://%s/%s",
             key.label,
@@ -239,16 +233,6 @@ class GcsCopy:
 def read_local_quality(clean_dir: Path) -> QualityReport:
     path = clean_dir / lake.QUALITY_FILE
     return quality.parse(path.read_bytes(), str(path))
-
-
-def google_crc32c_mismatch_errors() -> tuple[type[BaseException], ...]:
-    """The exception the resumable-upload library raises when the server's checksum differs."""
-    try:
-        from google.resumable_media import DataCorruption
-
-        return (DataCorruption,)
-    except ImportError:  # pragma: no cover - depends on the client's version
-        return ()
 
 
 class _Counting(io.RawIOBase):

@@ -9,12 +9,16 @@ one WARNING line, so an outage shows in the log while it happens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import requests
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exceptions
+
+from pipeline.domain.errors import PipelineError
 
 ATTEMPTS = 6
 
@@ -41,6 +45,19 @@ FAILED: tuple[type[Exception], ...] = (
     *NO_ANSWER,
     requests.RequestException,
 )
+
+
+@contextlib.contextmanager
+def one_line(what: str) -> Iterator[None]:
+    """A call that failed (``FAILED``) after the client's retries: one PipelineError,
+    ``"{what} failed: {why}"``. Errors the caller answers itself (NotFound, say) are handled
+    inside the block: any of these errors that leaves it, a re-raised one too, becomes the
+    PipelineError (so a caller that must see NotFound itself, as ``GcsStore._call``'s do,
+    cannot use this)."""
+    try:
+        yield
+    except FAILED as e:
+        raise PipelineError(f"{what} failed: {why(e)}") from None
 
 
 def logged(base: Retry, what: str, logger: logging.Logger, attempts: int = ATTEMPTS) -> Retry:

@@ -53,7 +53,7 @@ from pipeline.sinks.base import (
     latest,
 )
 from pipeline.sinks.bigquery.jobs import Job, insert_retry, run_job
-from pipeline.util.gcp_retry import FAILED, why
+from pipeline.util.gcp_retry import FAILED, one_line, why
 from pipeline.util.per_process import per_process
 
 log = logging.getLogger(__name__)
@@ -228,11 +228,9 @@ class BigQueryWarehouse:
         """A query with positional parameters (``?``), waited for."""
         config = bigquery.QueryJobConfig(query_parameters=[_param(v) for v in params])
 
-        try:
+        with one_line(f"BigQuery {self.dataset}: {what}"):
             job = self.client.query(text, job_config=config, location=self.location)
             return iter(job.result())
-        except FAILED as e:
-            raise PipelineError(f"BigQuery {self.dataset}: {what} failed: {why(e)}") from None
 
     # -- the month ------------------------------------------------------------------------------
     def load_job_config(self, color: str) -> bigquery.LoadJobConfig:
@@ -346,23 +344,16 @@ COMMIT TRANSACTION;
         return record
 
     def _exists(self, table: str) -> bool:
-        try:
-            self.client.get_table(self.table_id(table))
-            return True
-        except gexc.NotFound:
-            return False
-        except FAILED as e:
-            raise PipelineError(
-                f"BigQuery {self.dataset}: checking for {table} failed: {why(e)}"
-            ) from None
+        with one_line(f"BigQuery {self.dataset}: checking for {table}"):
+            try:
+                self.client.get_table(self.table_id(table))
+                return True
+            except gexc.NotFound:
+                return False
 
     def _drop(self, table: str) -> None:
-        try:
+        with one_line(f"BigQuery {self.dataset}: dropping {table}"):
             self.client.delete_table(self.table_id(table), not_found_ok=True)
-        except FAILED as e:
-            raise PipelineError(
-                f"BigQuery {self.dataset}: dropping {table} failed: {why(e)}"
-            ) from None
 
     def _count(self, table: str) -> int:
         # COUNT(*), not Table.num_rows: the emulator's num_rows can be stale, and a COUNT(*) of
@@ -376,18 +367,15 @@ COMMIT TRANSACTION;
     def _records(self) -> list[LoadRecord]:
         """The whole ledger, read with tabledata.list, not a query: a completion check starts
         no job and bills nothing. It holds one row per month loaded, so this stays small."""
-        try:
-            table = self.client.get_table(self.table_id(LEDGER_TABLE))
-            if "kind" not in {f.name for f in table.schema}:
-                self._migrate_ledger()
-            rows = self.client.list_rows(self.table_id(LEDGER_TABLE))
-            return [LoadRecord.from_row(dict(r.items())) for r in rows]
-        except gexc.NotFound:
-            return []
-        except FAILED as e:
-            raise PipelineError(
-                f"BigQuery {self.dataset}: reading the load ledger failed: {why(e)}"
-            ) from None
+        with one_line(f"BigQuery {self.dataset}: reading the load ledger"):
+            try:
+                table = self.client.get_table(self.table_id(LEDGER_TABLE))
+                if "kind" not in {f.name for f in table.schema}:
+                    self._migrate_ledger()
+                rows = self.client.list_rows(self.table_id(LEDGER_TABLE))
+                return [LoadRecord.from_row(dict(r.items())) for r in rows]
+            except gexc.NotFound:
+                return []
 
     def _migrate_ledger(self) -> None:
         """The first ledger (before 0.1.0's contract) had one row per month with rows,
