@@ -27,7 +27,7 @@ from pipeline.sinks.postgres.warehouse import PgConn, PostgresWarehouse
 from tests.support import gcp_emulators
 from tests.support import pg as pgserver
 from tests.support.luigid import Luigid
-from tests.support.tlc_server import TLCServer
+from tests.support.tlc_server import RefusedPorts, TLCServer
 
 REPO = Path(__file__).resolve().parents[2]
 TLC = REPO.parent / "shared" / "data" / "tlc"
@@ -47,6 +47,14 @@ def require_tlc_data() -> Path:
 @pytest.fixture
 def tlc() -> Path:
     return require_tlc_data()
+
+
+@pytest.fixture
+def refused_port() -> Iterator[RefusedPorts]:
+    """``refused_port()``: a 127.0.0.1 port where connections are refused, until the test ends."""
+    ports = RefusedPorts()
+    yield ports
+    ports.close()
 
 
 @pytest.fixture

@@ -184,6 +184,28 @@ class TLCServer:
 
 
 def free_port() -> int:
+    """A port nobody holds now: for a server the caller starts on it at once."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class RefusedPorts:
+    """Ports that refuse every connection for as long as this object is open: each is bound
+    and never listened on. A port from ``free_port()`` is only free until another process
+    (another pytest-xdist worker, a client's ephemeral port) takes it, and a test that
+    expects "connection refused" there would then talk to whatever took it."""
+
+    def __init__(self) -> None:
+        self._sockets: list[socket.socket] = []
+
+    def __call__(self) -> int:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self._sockets.append(s)
+        return int(s.getsockname()[1])
+
+    def close(self) -> None:
+        for s in self._sockets:
+            s.close()
+        self._sockets.clear()

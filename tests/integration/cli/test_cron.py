@@ -17,7 +17,7 @@ from pipeline.cli.cron import (
 )
 from tests.support.commands import STARTUP, unreachable_source
 from tests.support.fixtures import REPO, PipelineEnv
-from tests.support.tlc_server import Fault, free_port
+from tests.support.tlc_server import Fault, RefusedPorts
 from tools.synthetic import write_yellow_month
 
 CRON = str(Path(sys.executable).parent / "tlc-cron")
@@ -94,9 +94,9 @@ def test_a_second_overlapping_run_exits_at_once(env: PipelineEnv):
     assert first.returncode == EXIT_OK, out1[-3000:]
 
 
-def test_scheduler_down_fails_clearly(env: PipelineEnv):
+def test_scheduler_down_fails_clearly(env: PipelineEnv, refused_port: RefusedPorts):
     configure_cron(env, local_scheduler=False)
-    env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()})
+    env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": refused_port()})
     proc = run_cron(env, "--today", "2021-04-05")
     started = time.monotonic()
     out = proc.communicate(timeout=60)[0]

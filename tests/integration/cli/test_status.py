@@ -16,7 +16,7 @@ from pipeline.orchestration import config
 from tests.support.fixtures import REPO, PipelineEnv
 from tests.support.lakes import clean_into
 from tests.support.luigid import Luigid
-from tests.support.tlc_server import free_port
+from tests.support.tlc_server import RefusedPorts
 
 BIN = Path(sys.executable).parent
 
@@ -111,9 +111,9 @@ def test_grid_and_json_of_real_loads_and_a_failure_in_luigid(
 
 
 def test_recent_months_not_published_yet_with_a_head_for_each_recent_month_only(
-    env: PipelineEnv, tlc: Path
+    env: PipelineEnv, tlc: Path, refused_port: RefusedPorts
 ):
-    env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()})
+    env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": refused_port()})
     today = dt.date.today()
     this_month = months.of(today)
     # The months that ended less than [cron] publication_lag_days (60) ago: one or two.
@@ -145,9 +145,11 @@ def test_recent_months_not_published_yet_with_a_head_for_each_recent_month_only(
     )
 
 
-def test_defaults_without_any_data_come_from_the_configuration(env: PipelineEnv):
+def test_defaults_without_any_data_come_from_the_configuration(
+    env: PipelineEnv, refused_port: RefusedPorts
+):
     env.configure(
-        core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()},
+        core={"scheduler_host": "127.0.0.1", "scheduler_port": refused_port()},
         cron={"colors": ["fhv"]},
         pipeline={"sinks": ["duckdb"]},
     )
@@ -161,11 +163,13 @@ def test_defaults_without_any_data_come_from_the_configuration(env: PipelineEnv)
     ]
 
 
-def test_a_sink_that_cannot_be_read_shows_question_marks_and_exits_1(env: PipelineEnv):
+def test_a_sink_that_cannot_be_read_shows_question_marks_and_exits_1(
+    env: PipelineEnv, refused_port: RefusedPorts
+):
     env.configure(
-        core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()},
+        core={"scheduler_host": "127.0.0.1", "scheduler_port": refused_port()},
         pipeline={"sinks": ["duckdb", "postgres"]},
-        postgres={"host": "127.0.0.1", "port": free_port(), "connect_timeout": 2},
+        postgres={"host": "127.0.0.1", "port": refused_port(), "connect_timeout": 2},
     )
     # libpq's PG* variables win over [postgres]: without them, nobody listens on that port
     no_pg = {k: v for k, v in env.env().items() if not k.startswith("PG")}

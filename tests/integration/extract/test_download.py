@@ -24,7 +24,7 @@ from pipeline.lake.lake import RawFile, local
 from pipeline.lake.local import LocalStore
 from tests.support.data import BAD_FILES
 from tests.support.lakes import files_under
-from tests.support.tlc_server import Fault, TLCServer, free_port
+from tests.support.tlc_server import Fault, RefusedPorts, TLCServer
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, connect_timeout=2, read_timeout=1)
 GREEN_2021_01 = "/trip-data/green_tripdata_2021-01.parquet"
@@ -123,8 +123,10 @@ def test_other_4xx_is_not_retried(green, server, tmp_path):
     assert server.count(GREEN_2021_01) == 1
 
 
-def test_refused_connection_is_unreachable_after_a_short_retry(tmp_path):
-    port = free_port()
+def test_refused_connection_is_unreachable_after_a_short_retry(
+    tmp_path, refused_port: RefusedPorts
+):
+    port = refused_port()
     url = f"http://127.0.0.1:{port}/trip-data/x.parquet"
     policy = RetryPolicy(attempts=50, backoff=0.01, connect_timeout=2, unreachable_for=0.3)
     started = time.monotonic()
@@ -142,8 +144,8 @@ def test_refused_connection_is_unreachable_after_a_short_retry(tmp_path):
     assert time.monotonic() - started < 0.5
 
 
-def test_head_that_cannot_connect_is_an_error_not_published():
-    port = free_port()
+def test_head_that_cannot_connect_is_an_error_not_published(refused_port: RefusedPorts):
+    port = refused_port()
     policy = RetryPolicy(attempts=3, backoff=0.01, connect_timeout=2, unreachable_for=0.1)
     with pytest.raises(SourceUnreachable, match=rf"127\.0\.0\.1:{port} is unreachable"):
         is_published(f"http://127.0.0.1:{port}/trip-data/green_tripdata_2021-01.parquet", policy)
@@ -179,10 +181,8 @@ def test_verify_rejects_truncated_gzip(tlc: Path, tmp_path: Path):
         verify_file(p, "csv.gz")
 
 
-def test_error_messages_never_carry_url_credentials(tmp_path):
-    from tests.support.tlc_server import free_port
-
-    url = f"http://u:hunter2@127.0.0.1:{free_port()}/x.parquet?token=hunter3"
+def test_error_messages_never_carry_url_credentials(tmp_path, refused_port: RefusedPorts):
+    url = f"http://u:hunter2@127.0.0.1:{refused_port()}/x.parquet?token=hunter3"
     with pytest.raises(TransientSourceError) as info:
         fetch(url, tmp_path)
     assert "hunter2" not in str(info.value)

@@ -24,7 +24,7 @@ import pytest
 from tests.support.commands import STARTUP, Run, run, unreachable_source
 from tests.support.fixtures import REPO, PipelineEnv
 from tests.support.luigid import Luigid
-from tests.support.tlc_server import free_port
+from tests.support.tlc_server import RefusedPorts
 from tests.support.webhook import webhook
 from tools.synthetic import write_yellow_month
 
@@ -136,8 +136,8 @@ def test_month_disabled_after_repeated_failures_says_so_and_forget_reenables(
 
 
 # --- luigid down, the source unreachable -----------------------------------------------------
-def test_luigid_down_fails_at_once_with_what_to_do(env: PipelineEnv):
-    env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": free_port()})
+def test_luigid_down_fails_at_once_with_what_to_do(env: PipelineEnv, refused_port: RefusedPorts):
+    env.configure(core={"scheduler_host": "127.0.0.1", "scheduler_port": refused_port()})
     r = luigi(env, "LoadDuckDB", "--year", "2021", "--month", "1")
     assert r.rc == RETCODE["cannot_run"], r.out
     # at once: not after the 30 s of RPC retries ([core] rpc-retry-*); STARTUP allows for the
@@ -322,9 +322,9 @@ def test_one_webhook_post_per_failed_task(env: PipelineEnv, tlc: Path, luigid: L
 
 @pytest.mark.parametrize("down", ["webhook", "smtp"])
 def test_notification_server_down_leaves_result_and_exit_code_alone(
-    env: PipelineEnv, tlc: Path, down: str
+    env: PipelineEnv, tlc: Path, down: str, refused_port: RefusedPorts
 ):
-    dead = free_port()
+    dead = refused_port()
     if down == "webhook":
         env.configure(pipeline={"webhook_url": f"http://127.0.0.1:{dead}/hook"})
     else:
@@ -344,10 +344,12 @@ def test_notification_server_down_leaves_result_and_exit_code_alone(
     assert ok.rc == 0, ok.out[-3000:]
 
 
-def test_postgres_unreachable_at_scheduling_fails_within_bound(env: PipelineEnv):
+def test_postgres_unreachable_at_scheduling_fails_within_bound(
+    env: PipelineEnv, refused_port: RefusedPorts
+):
     env.configure(
         pipeline={"sinks": ["postgres"]},
-        postgres={"host": "127.0.0.1", "port": free_port(), "connect_timeout": 5},
+        postgres={"host": "127.0.0.1", "port": refused_port(), "connect_timeout": 5},
     )
     clean = {k: v for k, v in env.env().items() if not k.startswith("PG")}  # the config's server
     r = run([LUIGI, "--module", "pipeline", "IngestMonth", "--year", "2021", "--month", "1",

@@ -27,6 +27,7 @@ from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from tests.support.data import GREEN, expected_from_pandas
 from tests.support.fixtures import PipelineEnv, pg_query, require_tlc_data
 from tests.support.lakes import Cleaned, clean_into, clean_paths
+from tests.support.tlc_server import RefusedPorts
 from tools.synthetic import write_yellow_month
 
 LUIGI = str(Path(sys.executable).parent / "luigi")
@@ -489,7 +490,9 @@ def pg_query_autocommit(pg: PostgresWarehouse, query: str, params: list | None =
         conn.close()
 
 
-def test_password_never_reaches_logs_or_errors(pg_env: PipelineEnv, pg: PostgresWarehouse, tlc):
+def test_password_never_reaches_logs_or_errors(
+    pg_env: PipelineEnv, pg: PostgresWarehouse, tlc, refused_port: RefusedPorts
+):
     secret = "Sup3r-Secret-pw-4711"
     pg_env.server.publish_month(
         "green", 2021, 1, tlc / "months" / "green_tripdata_2021-01.parquet", "parquet"
@@ -510,9 +513,7 @@ def test_password_never_reaches_logs_or_errors(pg_env: PipelineEnv, pg: Postgres
     env = pg_env.env()
     for var in ("PGHOST", "PGPORT"):
         env.pop(var, None)
-    from tests.support.tlc_server import free_port
-
-    pg_env.configure(postgres={"host": "127.0.0.1", "port": free_port()})
+    pg_env.configure(postgres={"host": "127.0.0.1", "port": refused_port()})
     pg_env.server.publish_month(
         "green", 2023, 2, tlc / "months" / "green_tripdata_2023-02.parquet", "parquet"
     )
