@@ -450,6 +450,12 @@ COMMIT TRANSACTION;
                 location=self.location,
                 rewind=True,
             ),
+            # The job writes the table itself (WRITE_TRUNCATE), and a done job's result may
+            # be gone: the table dropped, the dataset made again, or other zones loaded since
+            # (an id names the lookup's sha256, which can come back). Its ledger row would then
+            # claim a table that is not there. Loading 265 rows again costs a second, so a done
+            # job is never taken for this run's; one still running is waited for.
+            still_useful=lambda job: False,
         )
         record = LoadRecord.for_zones(
             ZONES_TABLE, table.num_rows, sha256, time.monotonic() - started

@@ -24,7 +24,7 @@ from pipeline.domain.errors import LakeDataMissing, PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
 from pipeline.orchestration import config
-from pipeline.orchestration.tasks import CleanParquet, LoadBigQuery, UploadGCS
+from pipeline.orchestration.tasks import CleanParquet, LoadBigQuery, LoadZones, UploadGCS
 from pipeline.sinks.base import LEDGER_COLUMNS
 from pipeline.sinks.bigquery.warehouse import BigQueryWarehouse, source_crc
 from tests.support.data import GREEN, expected_from_pandas
@@ -183,6 +183,23 @@ def test_upload_of_a_part_removed_by_hand_uploads_nothing(gcs_env: PipelineEnv, 
     assert str(part) in str(error)
     assert "tlc-forget --color green --year 2021 --month 1 --from clean" in str(error)
     assert config.gcs().get().remote(JAN) == {}
+
+
+def test_zones_whose_table_was_dropped_are_loaded_again(gcp_env: PipelineEnv):
+    """The zones job's id names the lookup's sha256, so a reload of the same lookup finds its
+    earlier job done. That job's table is gone here (dropped with its ledger row, as after a
+    dataset made again): the reload must load it, not take the old job's word and write a
+    ledger row over no table."""
+    assert gcp_env.build(LoadZones(sink="bigquery"))
+    wh = bq(gcp_env)
+    wh.client.delete_table(wh.table_id("taxi_zones"))
+    wh.client.query(f"DELETE FROM {wh.sql_name('_pipeline_loads')} WHERE kind = 'zones'").result()
+    assert not LoadZones(sink="bigquery").complete()
+
+    assert gcp_env.build(LoadZones(sink="bigquery"))
+    assert count(wh, "taxi_zones") == 265
+    assert wh.zones_loaded() is not None
+    assert LoadZones(sink="bigquery").complete()
 
 
 def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):
