@@ -4,6 +4,7 @@ fail for a transient reason, reported with the job's own message otherwise."""
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -18,6 +19,11 @@ from pipeline.util.gcp_retry import FAILED, NO_ANSWER, logged, why
 log = logging.getLogger(__name__)
 
 TRANSIENT_REASONS = frozenset({"backendError", "rateLimitExceeded", "internalError"})
+# BigQuery cancels a transaction when another one changed the same table meanwhile, with
+# reason invalidQuery: "Transaction is aborted due to concurrent update against table …" or
+# "Could not serialize access to table … due to concurrent update". Only one of the two runs;
+# the cancelled one can run again.
+CONCURRENT_UPDATE = "due to concurrent update"
 MAX_ATTEMPTS = 4  # jobs run per load and per swap, in one run
 RETRY_WAIT = 2.0  # seconds before the 2nd attempt; doubles, at most 30 s
 MAX_JOB_IDS = 1000  # ids tried past the ones earlier runs' failed jobs hold
@@ -116,9 +122,11 @@ def run_job(
         except gexc.GoogleAPICallError as e:
             reason = (job.error_result or {}).get("reason", "")
             message = (job.error_result or {}).get("message") or e.message
-            if reason in TRANSIENT_REASONS:
+            if reason in TRANSIENT_REASONS or CONCURRENT_UPDATE in message:
                 # The job ended DONE with errorResult backendError, rateLimitExceeded or
-                # internalError. BigQuery applies a load job or a transaction only when it
+                # internalError, or BigQuery cancelled its transaction for another one that
+                # changed the same table (two hosts' swaps: each writes the ledger and its
+                # colour's table). BigQuery applies a load job or a transaction only when it
                 # succeeds, and both are repeatable here anyway (a WRITE_TRUNCATE stage;
                 # DELETE the month, then INSERT): the next id runs the job again.
                 last = f"{reason}: {message}"
@@ -151,7 +159,8 @@ def _get_job(client: bigquery.Client, job_id: str, location: str, what: str) -> 
 
 
 def _wait(what: str, tries: int, cause: str) -> None:
-    wait = min(RETRY_WAIT * 2 ** (tries - 1), 30.0)
+    # Jittered: two hosts whose swaps cancelled each other must not both come back at once.
+    wait = min(RETRY_WAIT * 2 ** (tries - 1), 30.0) * random.uniform(0.75, 1.25)
     log.warning(
         "%s: attempt %d/%d failed, retrying in %.1f s: %s", what, tries, MAX_ATTEMPTS, wait, cause
     )

@@ -359,13 +359,24 @@ BQ_JOB_FAULTS = {
     "load-rateLimitExceeded-after-running": ("load", "rateLimitExceeded", "after"),
     "swap-rateLimitExceeded": ("swap", "rateLimitExceeded", "before"),
     "swap-backendError-after-running": ("swap", "backendError", "after"),
+    # Real BigQuery cancels one of two transactions that change one table at once (two hosts'
+    # swaps both write the ledger); the emulator runs them one after the other, so the proxy
+    # answers with BigQuery's own words.
+    "swap-cancelled-by-a-concurrent-update": ("swap", "invalidQuery", "before"),
+}
+BQ_JOB_MESSAGES = {
+    "swap-cancelled-by-a-concurrent-update": (
+        "Transaction is aborted due to concurrent update against table "
+        "test-project:tlc._pipeline_loads. Transaction ID: 6a1f0c2e-0000-2f1b-9b1e-001a11443a2c"
+    ),
 }
 
 
 @pytest.mark.parametrize("case", BQ_JOB_FAULTS, ids=list(BQ_JOB_FAULTS))
 def test_jobs_that_fail_transiently_are_run_again(faulty: Faulty, warnings: Records, case: str):
     kind, reason, when = BQ_JOB_FAULTS[case]
-    faulty.bq.fail_job(reason, job=f"_{kind}_1$", when=when)
+    message = {"message": BQ_JOB_MESSAGES[case]} if case in BQ_JOB_MESSAGES else {}
+    faulty.bq.fail_job(reason, job=f"_{kind}_1$", when=when, **message)
     assert faulty.build(), faulty.env.failures
 
     jobs = faulty.month_jobs()
