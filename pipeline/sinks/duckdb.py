@@ -98,11 +98,22 @@ class DuckDBWarehouse:
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, closed afterwards. Any DuckDB error in the block (a file that is not
+        a database, a full disk, a parquet file DuckDB cannot read, a table whose columns are
+        not the catalog's) is one line naming the file, not a traceback: out of ``complete()``
+        as much as out of a load."""
+        import duckdb
+
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._open(read_only)
+        try:
+            con = self._open(read_only)
+        except duckdb.Error as e:
+            raise PipelineError(f"DuckDB {self.path}: cannot open it: {_first_line(e)}") from None
         try:
             yield con
+        except duckdb.Error as e:
+            raise PipelineError(f"DuckDB {self.path}: {_first_line(e)}") from None
         finally:
             con.close()
 
@@ -252,7 +263,14 @@ class DuckDBWarehouse:
         table = catalog.trips_table(key.color)
         start, end = key.bounds()
         expected = report["rows_out"]
+        before = self.loaded(key)
         with self._transaction(views=(catalog.tlc_view(key.color),)) as con:
+            # This worker may have waited for the file while another loaded this same clean
+            # month: then it is done. (A reload of a month loaded before it started goes on.)
+            done = self._month_record(con, key)
+            if done is not None and done != before and done.matches(report):
+                log.info("DuckDB %s: %s was loaded meanwhile; nothing to do", self.path, key.label)
+                return done
             con.execute(table_ddl(table, _columns_of(key.color)))
             con.execute(
                 f"DELETE FROM {ident(table)} WHERE pickup_datetime >= ? AND pickup_datetime < ?",
@@ -288,6 +306,17 @@ class DuckDBWarehouse:
         if progress:
             progress(rows, expected)
         return record
+
+    @staticmethod
+    def _month_record(con: duckdb.DuckDBPyConnection, key: MonthKey) -> LoadRecord | None:
+        cur = con.execute(
+            f"SELECT * FROM {ident(LEDGER_TABLE)}"
+            " WHERE kind = ? AND color = ? AND year = ? AND month = ?",
+            [MONTH, key.color, key.year, key.month],
+        )
+        names = [d[0] for d in cur.description or ()]
+        rows = [LoadRecord.from_row(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        return latest(rows).get(key)
 
     def loaded(self, key: MonthKey) -> LoadRecord | None:
         found = self._records(

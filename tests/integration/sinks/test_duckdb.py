@@ -175,3 +175,66 @@ def test_a_load_that_outgrows_the_cap_is_one_clear_error(month: Cleaned, tmp_pat
     with pytest.raises(PipelineError, match=r"memory_limit.*4MB.*raise it"):
         load_month(month, wh)
     assert wh.loaded(JAN) is None
+
+
+def test_a_file_that_is_not_a_database_is_one_clear_error(tmp_path: Path):
+    """Read by ``complete()`` before any load: a traceback there would be the whole run's."""
+    path = tmp_path / "w.duckdb"
+    path.write_bytes(b"PAR1 this is not a DuckDB file " * 512)
+    with pytest.raises(PipelineError) as e:
+        DuckDBWarehouse(path).loaded(JAN)
+    message = str(e.value)
+    assert message.startswith(f"DuckDB {path}: cannot open it: ")
+    assert "not a valid DuckDB database file" in message
+    assert "\n" not in message
+
+
+def test_a_table_that_is_not_the_catalogs_is_one_clear_error_and_loads_nothing(
+    month: Cleaned, tmp_path: Path
+):
+    """A green_trips made by someone else (or an older catalog): DuckDB's binder error names
+    the column; the month's rows and its ledger row stay out."""
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE green_trips (pickup_datetime TIMESTAMP, fare DOUBLE)")
+    wh = DuckDBWarehouse(path)
+    with pytest.raises(PipelineError) as e:
+        load_month(month, wh)
+    message = str(e.value)
+    assert message.startswith(f"DuckDB {path}: Binder Error: ")
+    assert "\n" not in message
+    assert wh.loaded(JAN) is None
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM green_trips").fetchone() == (0,)
+
+
+def test_a_worker_that_waited_while_another_loaded_the_month_loads_nothing(
+    month: Cleaned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Two workers on one month, the second waiting for the file (one writer at a time): when
+    its turn comes the ledger holds this clean month, loaded since it looked, so it returns
+    that load instead of deleting and inserting the month again. The interleaving is made by
+    hand: the second's first look at the ledger is made to have happened before the first's
+    commit (DuckDB's one-writer lock serialises two processes, not two threads)."""
+    from pipeline.orchestration import loading
+
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    first = loading.load_month(month.lake, JAN, wh, "duckdb")
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:  # a row only a reload would drop
+        con.execute("INSERT INTO green_trips (pickup_datetime) VALUES (TIMESTAMP '2021-01-15')")
+    monkeypatch.setattr(wh, "loaded", lambda key: None)  # its look came before that load
+    second = loading.load_month(month.lake, JAN, wh, "duckdb")
+    assert second == first
+    monkeypatch.undo()
+    assert wh.loaded(JAN) == first
+    assert count(tmp_path / "w.duckdb") == 76368 + 1
+
+
+def test_a_month_loaded_before_the_load_started_is_loaded_again(month: Cleaned, tmp_path: Path):
+    """A deliberate reload (nothing changed while it waited) replaces the month."""
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    load_month(month, wh)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("INSERT INTO green_trips (pickup_datetime) VALUES (TIMESTAMP '2021-01-15')")
+    assert load_month(month, wh) == 76368
+    assert count(tmp_path / "w.duckdb") == 76368
