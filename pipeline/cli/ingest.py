@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import pipeline  # noqa: F401  (selects the TOML config parser)
-from pipeline.domain.errors import MonthNotPublished, PipelineError
+from pipeline.domain.errors import BadParameter, MonthNotPublished, PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.lake.lake import local as local_lake
 from pipeline.orchestration import config, loading
@@ -91,9 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         connect_timeout=cfg.connect_timeout,
     )
     schema, _, table = args.table_name.rpartition(".")
-    warehouse = PostgresWarehouse(
-        pg, schema or cfg.schema, cfg.lock_timeout, cfg.copy_streams, table=table
-    )
+    try:
+        warehouse = PostgresWarehouse(
+            pg, schema or cfg.schema, cfg.lock_timeout, cfg.copy_streams, table=table
+        )
+    except BadParameter as e:
+        p.error(f"--table_name: {e}")
     try:
         rows = ingest(args.url, warehouse)
     except MonthNotPublished as e:

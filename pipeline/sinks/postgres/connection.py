@@ -51,10 +51,23 @@ class PgConn:
             "dbname": self.database,
             "user": self.user,
             "password": self.password,
-            "connect_timeout": self.connect_timeout,
+        }
+        secret = {k: str(v) for k, v in out.items() if v is not None}  # libpq takes text
+        return {**secret, **self.options()}
+
+    def options(self) -> dict[str, str]:
+        """libpq's settings that are not where or who: bounded connects, and TCP keepalives
+        so that a server that vanished (a VM gone, a NAT that dropped the flow) is noticed in
+        about a minute instead of the kernel's two hours, which would hold a load, or a
+        waiter on its month's lock, that long."""
+        return {
+            "connect_timeout": str(self.connect_timeout),
+            "keepalives": "1",
+            "keepalives_idle": "30",
+            "keepalives_interval": "10",
+            "keepalives_count": "3",
             "application_name": "tlc-pipeline",
         }
-        return {k: str(v) for k, v in out.items() if v is not None}  # libpq takes text
 
     def describe(self) -> str:
         """For messages: never the password."""

@@ -166,7 +166,13 @@ def attach(pg: PgConn, schema: str) -> duckdb.DuckDBPyConnection:
         con.execute(
             f"CREATE TEMPORARY SECRET tlc_pg (TYPE postgres{', ' if secret else ''}{secret})"
         )
-        con.execute(f"ATTACH '' AS pg (TYPE postgres, SECRET tlc_pg, SCHEMA {_literal(schema)})")
+        # The connection string holds libpq's other settings (no secret: DuckDB quotes it in
+        # its errors), merged with the secret's.
+        options = " ".join(f"{k}={v}" for k, v in pg.options().items())
+        con.execute(
+            f"ATTACH {_literal(options)} AS pg (TYPE postgres, SECRET tlc_pg, "
+            f"SCHEMA {_literal(schema)})"
+        )
     except BaseException:
         con.close()
         raise

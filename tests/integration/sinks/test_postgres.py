@@ -21,8 +21,9 @@ import pytest
 from pipeline.domain.errors import PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.lake import local as lake
+from pipeline.orchestration import loading
 from pipeline.orchestration.tasks import LoadPostgres, LoadZones
-from pipeline.sinks.base import LEDGER_COLUMNS
+from pipeline.sinks.base import LEDGER_COLUMNS, LoadRecord
 from pipeline.sinks.postgres import PgConn, PostgresWarehouse
 from tests.support.data import GREEN, expected_from_pandas
 from tests.support.fixtures import PipelineEnv, pg_query, require_tlc_data
@@ -385,13 +386,67 @@ def test_backend_terminated_mid_copy_fails_clearly_and_the_retry_succeeds(
     assert month_count(pg, "yellow_trips", 2021, 1) == want
 
 
-def test_two_workers_loading_one_month_at_once_serialise(pg: PostgresWarehouse, green_clean):
+def test_connection_lost_in_the_swap_reports_why_not_that_it_is_closed(
+    pg: PostgresWarehouse, green_clean, monkeypatch: pytest.MonkeyPatch
+):
+    """The backend is terminated inside the swap's transaction, before COMMIT. The rollback
+    on a dead connection raises "connection already closed"; the error must stay the cause."""
+    from pipeline.sinks.postgres import warehouse
+
+    def terminate_the_swap(name: str) -> None:
+        if name != "postgres.swapping":
+            return
+        pids = pg_query(  # the swap's session: in its transaction, which has written
+            pg,
+            "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            " AND datname = current_database() AND state = 'idle in transaction'"
+            " AND backend_xid IS NOT NULL",
+        )
+        assert len(pids) == 1, pids
+        pg_query(pg, "SELECT pg_terminate_backend(%s)", [pids[0][0]])
+
+    monkeypatch.setattr(warehouse, "failpoint", terminate_the_swap)
+    d = green_clean[(2021, 1)]
+    with pytest.raises(PipelineError) as e:
+        load_month(d, pg)
+    message = str(e.value)
+    assert "already closed" not in message
+    assert "terminat" in message.lower() or "server closed" in message.lower(), message
+    monkeypatch.undo()
+    assert pg.loaded(d.key) is None
+    assert load_month(d, pg) == d.report["rows_out"]
+
+
+def test_two_workers_loading_one_month_at_once_load_it_once(
+    pg: PostgresWarehouse, green_clean, monkeypatch: pytest.MonkeyPatch
+):
+    """Two sessions on one month (two local schedulers, or luigid handing the task on while
+    the first holder still runs): the second waits for the month's lock, then finds the month
+    loaded since it looked and returns that load instead of loading it again. The first holds
+    its swap until the second is seen waiting on the lock in pg_locks."""
+    from pipeline.sinks.postgres import warehouse
+
+    def hold_until_the_other_waits(name: str) -> None:
+        if name != "postgres.before_swap":
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            waiting = pg_query(
+                pg,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )[0][0]
+            if waiting:
+                return
+            time.sleep(0.02)  # polling pg_locks for the waiter: the state is observed, not timed
+
+    monkeypatch.setattr(warehouse, "failpoint", hold_until_the_other_waits)
     d = green_clean[(2021, 1)]
     results: list[object] = []
 
     def load() -> None:
         try:
-            results.append(load_month(d, pg))
+            results.append(loading.load_month(d.lake, d.key, pg, "postgres"))
         except Exception as e:  # pragma: no cover - reported by the assert below
             results.append(e)
 
@@ -401,8 +456,38 @@ def test_two_workers_loading_one_month_at_once_serialise(pg: PostgresWarehouse, 
     for t in threads:
         t.join()
     want = d.report["rows_out"]
-    assert results == [want, want]
+    first, second = results
+    assert isinstance(first, LoadRecord), first
+    assert first == second, "the second returned the first's load, not one of its own"
+    assert first.rows_out == want
+    assert pg.loaded(d.key) == first
     assert month_count(pg, "green_trips", 2021, 1) == want
+
+
+def test_a_month_lock_held_too_long_is_one_clear_error(
+    pg: PostgresWarehouse, green_clean, monkeypatch: pytest.MonkeyPatch
+):
+    """A holder that never lets go (hung, or a half-open connection PostgreSQL has not noticed)
+    must not hold the waiter forever. The shipped wait is 900 s; 1 s here, to see it end."""
+    from pipeline.sinks.postgres import warehouse
+
+    monkeypatch.setattr(warehouse, "MONTH_LOCK_WAIT", 1.0)
+    d = green_clean[(2021, 1)]
+    holder = pg.pg.connect()
+    try:
+        holder.autocommit = True
+        holder.cursor().execute(
+            "SELECT pg_advisory_lock(hashtext(%s))", [f"{pg.schema}.green_trips_202101"]
+        )
+        started = time.monotonic()
+        with pytest.raises(PipelineError, match="held the month's lock for 1 s") as e:
+            load_month(d, pg)
+        assert time.monotonic() - started < 10
+        assert "nothing was replaced" in str(e.value)
+    finally:
+        holder.close()
+    assert pg.loaded(d.key) is None
+    assert load_month(d, pg) == d.report["rows_out"]  # the lock gone, the month loads
 
 
 def test_first_loads_of_different_months_into_a_new_schema_at_once(

@@ -49,3 +49,31 @@ def test_split_covers_every_row_once():
                 assert ranges[0][0] == 0
                 assert ranges[-1][1] == rows
                 assert len(ranges) == min(parts, rows)
+
+
+def test_names_postgresql_would_cut_are_refused():
+    """63 bytes at most: a longer table name cut by PostgreSQL would give two months' stages
+    (and partitions) one name."""
+    from pipeline.sinks.postgres import PostgresWarehouse
+
+    PostgresWarehouse(PgConn(), "public", table="t" * 49)  # its stage: 63 bytes
+    with pytest.raises(BadParameter, match=r"table name 'tttt.*' is too long: at most 49 bytes"):
+        PostgresWarehouse(PgConn(), "public", table="t" * 50)
+    with pytest.raises(BadParameter, match="at most 49 bytes"):
+        PostgresWarehouse(PgConn(), "public", table="é" * 25)  # 50 bytes in 25 characters
+    PostgresWarehouse(PgConn(), "s" * 63)
+    with pytest.raises(BadParameter, match=r"schema name 's*' is too long: at most 63 bytes"):
+        PostgresWarehouse(PgConn(), "s" * 64)
+
+
+def test_connections_are_bounded_and_keep_alive():
+    """libpq's own settings, for psycopg2 and DuckDB's ATTACH alike: a connect gives up after
+    connect_timeout, and a server that vanished is noticed in about a minute (30 s idle, then
+    3 probes 10 s apart), not the kernel's two hours."""
+    conn = PgConn(host="db", password="pw", connect_timeout=7)
+    options = conn.options()
+    assert options["connect_timeout"] == "7"
+    assert (options["keepalives"], options["keepalives_idle"]) == ("1", "30")
+    assert (options["keepalives_interval"], options["keepalives_count"]) == ("10", "3")
+    assert "pw" not in options.values(), "the ATTACH string, which DuckDB quotes, has no secret"
+    assert conn.kwargs() == {"host": "db", "password": "pw", **options}
