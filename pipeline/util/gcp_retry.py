@@ -37,13 +37,15 @@ NO_ANSWER: tuple[type[Exception], ...] = (
     ConnectionError,
     TimeoutError,
 )
-# Any failed call: an error answer, no answer, or another of requests' errors (a bad URL in
-# an emulator setting, a body that is not JSON): one line too, but never retried as "no
-# answer".
+# Any failed call: an error answer, no answer, another of requests' errors (a bad URL in an
+# emulator setting, a body that is not JSON), or credentials that cannot be had (expired or
+# revoked: RefreshError; none found: DefaultCredentialsError): one line too, but never
+# retried as "no answer".
 FAILED: tuple[type[Exception], ...] = (
     gexc.GoogleAPICallError,
     *NO_ANSWER,
     requests.RequestException,
+    auth_exceptions.GoogleAuthError,
 )
 
 

@@ -29,6 +29,14 @@ def test_no_answer_is_one_line_too():
         raise requests.ConnectionError("Connection aborted.")
 
 
+def test_credentials_that_cannot_be_refreshed_are_one_line():
+    from google.auth import exceptions as auth_exceptions
+
+    expected = r"^GCS check of gs://b/x failed: RefreshError: invalid_grant: Token has"
+    with pytest.raises(PipelineError, match=expected), one_line("GCS check of gs://b/x"):
+        raise auth_exceptions.RefreshError("invalid_grant: Token has been expired or revoked.")
+
+
 def test_what_the_caller_answers_inside_stays_and_other_errors_pass_through():
     with one_line("GCS listing"):
         try:
