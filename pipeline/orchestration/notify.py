@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+from urllib.parse import urlsplit
 
 import luigi
 import requests
@@ -55,9 +56,26 @@ def post_failure(task: luigi.Task, exc: BaseException) -> None:
         resp = requests.post(url, json=failure_message(task, exc), timeout=(5, 10))
         resp.raise_for_status()
     except requests.RequestException as e:
-        from pipeline.extract.download import redact_url, scrub
+        log.warning("failure webhook %s: %s", webhook_where(url), scrub_webhook(str(e), url))
 
-        log.warning("failure webhook %s: %s", redact_url(url), scrub(str(e), url))
+
+def webhook_where(url: str) -> str:
+    """The webhook's scheme, host and port only: Slack, Teams and Discord put the webhook's
+    secret in the path (``/services/T…/B…/<secret>``), which is as good as a password."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}/…"
+
+
+def scrub_webhook(text: str, url: str) -> str:
+    """``text`` (requests quotes the whole URL: "404 … for url: …") without the URL's path,
+    query or credentials."""
+    from pipeline.extract.download import scrub
+
+    parts = urlsplit(url)
+    if len(parts.path) > 1:
+        text = text.replace(parts.path, "/…")
+    return scrub(text, url)
 
 
 luigi.Task.event_handler(luigi.Event.FAILURE)(post_failure)

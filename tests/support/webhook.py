@@ -17,14 +17,15 @@ class Webhook:
 
 
 @contextmanager
-def webhook() -> Iterator[Webhook]:
+def webhook(status: int = 200) -> Iterator[Webhook]:
+    """Collects every POST; answers each with ``status``."""
     hook = Webhook("")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             hook.received.append(json.loads(body))
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

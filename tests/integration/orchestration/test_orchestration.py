@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import email
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,28 @@ def test_failure_sends_email_and_webhook_without_secrets(
     assert "2022" in body
     assert "BadSourceFile" in body
     assert secret not in body + mail["Subject"]
+
+
+def test_a_webhook_that_fails_never_logs_its_secret(
+    env: PipelineEnv, caplog: pytest.LogCaptureFixture
+):
+    """A Slack-style webhook URL carries its secret in the path; requests quotes the whole URL
+    in its error ("404 Client Error: Not Found for url: …")."""
+    from pipeline.domain.errors import BadSourceFile
+    from pipeline.orchestration import notify
+    from pipeline.orchestration.tasks import DownloadMonth
+
+    secret = "XyZ-webhook-Secret-4711"
+    with webhook(status=404) as hook:
+        base = hook.url.rsplit("/", 1)[0]
+        env.configure(pipeline={"webhook_url": f"{base}/services/T0001/B0001/{secret}"})
+        with caplog.at_level(logging.WARNING, logger="pipeline.orchestration.notify"):
+            notify.post_failure(DownloadMonth(year=2021, month=1), BadSourceFile("x.parquet"))
+    assert len(hook.received) == 1, "the failure was posted (and answered 404)"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"failure webhook {base}/…: 404 Client Error"), line
+    assert secret not in caplog.text
+    assert "T0001" not in caplog.text
 
 
 # --- three workers, one scheduler, one lake --------------------------------------------------
