@@ -37,7 +37,7 @@ import luigi
 import pipeline  # noqa: F401  (the package's configuration layers)
 from pipeline.domain.errors import BadParameter, PipelineError
 from pipeline.domain.months import MonthKey
-from pipeline.orchestration import backfill, config, preflight
+from pipeline.orchestration import backfill, config, logs, preflight
 from pipeline.orchestration.config import TomlListParameter
 from pipeline.orchestration.tasks import NOT_PUBLISHED, Backfill, MonthTask
 
@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadParameter as e:
         log.error("[cron] colors: %s", e)
         return EXIT_USAGE
+    if cfg.catch_up_months < 1:
+        log.error("[cron] catch_up_months = %d: must be 1 or more", cfg.catch_up_months)
+        return EXIT_USAGE
     with single_run(Path(cfg.lock_file)) as mine:
         if not mine:
             log.warning("another tlc-cron run holds %s; exiting", cfg.lock_file)
@@ -198,25 +201,43 @@ def _run(colors: list[str], today: dt.date, cfg: cron) -> int:
         return EXIT_FAILED
     outcome = Outcome()
     outcome.listen()
-    result = luigi.build(
-        [Backfill(colors=",".join(colors), start=start, end=end)],
-        local_scheduler=cfg.local_scheduler,
-        detailed_summary=True,
-    )
-    after = backfill.complete_months(wanted, sinks, config.lake().get())
+    try:
+        result = luigi.build(
+            [Backfill(colors=",".join(colors), start=start, end=end)],
+            local_scheduler=cfg.local_scheduler,
+            detailed_summary=True,
+        )
+        after = backfill.complete_months(wanted, sinks, config.lake().get())
+    except Exception as e:  # luigid gone for good mid-run, a sink unreadable afterwards
+        line = logs.one_line(e)
+        if line is None:
+            raise
+        log.error("run ended early: %s", line)
+        return EXIT_FAILED
     done, failed = after - before, outcome.failures() - after
     not_published = outcome.not_published - after
+    # Months that neither loaded, nor failed, nor wait for the TLC: they never ran, behind a
+    # failed task that is not a month's (the zone lookup's download or load), or because
+    # another worker holds them (luigid says which). Not done is not success.
+    not_run = set(wanted) - after - not_published - failed
     if not_published:
         log.info("not published yet: %s", _label(not_published))
+    if not_run:
+        log.error(
+            "not done, and not failed themselves: %s (a task they need failed, or another "
+            "worker holds them: see the log above and luigid)",
+            _label(not_run),
+        )
     log.info(
-        "summary: done %d, skipped %d, not yet published %d, failed %d%s",
+        "summary: done %d, skipped %d, not yet published %d, failed %d%s, not run %d",
         len(done),
         len(before),
         len(not_published),
         len(failed),
         f" ({_label(failed)})" if failed else "",
+        len(not_run),
     )
-    if failed or not result.scheduling_succeeded:
+    if failed or not_run or not result.scheduling_succeeded:
         return EXIT_FAILED
     return EXIT_OK
 

@@ -14,6 +14,7 @@ from pipeline.cli.cron import (
     EXIT_LOCKED,
     EXIT_NO_SCHEDULER,
     EXIT_OK,
+    EXIT_USAGE,
 )
 from tests.support.commands import STARTUP, unreachable_source
 from tests.support.fixtures import REPO, PipelineEnv
@@ -117,4 +118,31 @@ def test_cron_against_an_unreachable_source_ends_within_bound(env: PipelineEnv):
     assert proc.returncode == EXIT_FAILED, out[-3000:]
     assert time.monotonic() - started < 30 + STARTUP
     assert "summary: done 0, skipped 0, not yet published 0, failed 2" in out
+    assert "Traceback" not in out
+
+
+def test_months_held_up_by_a_failed_zone_lookup_are_not_success(env: PipelineEnv):
+    """Every month's load needs the zone lookup. When its download fails, no month task fails
+    or runs, so no month event fires: the run must still say the months were not done, and
+    exit 1, not "failed 0" and 0."""
+    configure_cron(env)
+    publish(env, 2021, 1)
+    publish(env, 2021, 2)
+    page = env.root / "error.html"
+    page.write_text("<!DOCTYPE html><html><body>503 Service Unavailable</body></html>\n")
+    env.server.publish("/misc/taxi_zone_lookup.csv", page)
+    proc = run_cron(env, "--today", "2021-04-05")
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == EXIT_FAILED, out[-3000:]
+    assert "not done, and not failed themselves: yellow 2021-01, yellow 2021-02" in out
+    assert "summary: done 0, skipped 0, not yet published 0, failed 0, not run 2" in out
+    assert "Traceback" not in out
+
+
+def test_catch_up_months_below_one_is_a_usage_error(env: PipelineEnv):
+    configure_cron(env, catch_up_months=0)
+    proc = run_cron(env, "--today", "2021-04-05")
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == EXIT_USAGE, out[-3000:]
+    assert "[cron] catch_up_months = 0: must be 1 or more" in out
     assert "Traceback" not in out
