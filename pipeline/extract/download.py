@@ -62,6 +62,10 @@ class RetryPolicy:
     # A host that cannot be reached at all (DNS, refused, no answer) is retried only this
     # long after the first try: a blip passes in seconds, an offline machine does not.
     unreachable_for: float = 10.0
+    # Bytes per second, averaged over each read_timeout: a server that trickles a byte now and
+    # then never trips read_timeout, and would hold the attempt for ever (curl's
+    # --speed-limit/--speed-time). An attempt then lasts at most its size / min_rate.
+    min_rate: float = 10_000.0
 
 
 def redact_url(url: str) -> str:
@@ -180,7 +184,7 @@ def _attempt(
             verifier = StreamVerifier(kind, safe_url)
             try:
                 with lake.writer(data_name) as out:
-                    _stream_body(resp, out, verifier, url, expected, progress)
+                    _stream_body(resp, out, verifier, url, expected, progress, policy)
                     if expected is not None and out.size != expected:
                         raise TransientSourceError(
                             f"{safe_url}: body cut short: got {out.size} of {expected} bytes "
@@ -343,13 +347,17 @@ def _stream_body(
     url: str,
     expected: int | None,
     progress: ProgressFn | None,
+    policy: RetryPolicy,
 ) -> None:
     size = 0
-    start = last = time.monotonic()
+    start = last = window_start = time.monotonic()
+    window_size = 0
     try:
         # decode_content=False: store the bytes exactly as served, so the byte count can be
-        # compared with Content-Length and the sha256 is the file's own.
-        for chunk in resp.raw.stream(CHUNK, decode_content=False):
+        # compared with Content-Length and the sha256 is the file's own. read1, not stream():
+        # stream(n) blocks until it has n bytes, so a server that trickles would keep this
+        # loop (and the rate check below) waiting for a whole CHUNK; read1 returns what came.
+        while chunk := resp.raw.read1(CHUNK, decode_content=False):
             verifier.feed(chunk)
             out.write(chunk)
             size += len(chunk)
@@ -358,6 +366,15 @@ def _stream_body(
             if progress and now - last >= 0.5:
                 progress(size, expected, size / max(now - start, 1e-6))
                 last = now
+            if now - window_start >= policy.read_timeout:
+                rate = (size - window_size) / (now - window_start)
+                if rate < policy.min_rate:
+                    raise TransientSourceError(
+                        f"{redact_url(url)}: too slow: {rate:,.0f} bytes/s over the last "
+                        f"{now - window_start:.0f} s, under [source] min_rate = "
+                        f"{policy.min_rate:,.0f}, after {size} bytes"
+                    )
+                window_start, window_size = now, size
     except _NETWORK_ERRORS as e:
         raise TransientSourceError(
             f"{redact_url(url)}: connection broke after {size} bytes: "

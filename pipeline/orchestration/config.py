@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import luigi
 
 from pipeline.domain import catalog
-from pipeline.domain.errors import PipelineError
+from pipeline.domain.errors import BadParameter, PipelineError
 from pipeline.domain.months import MonthKey
 from pipeline.extract.download import RetryPolicy
 from pipeline.lake.lake import Lake, open_lake
@@ -48,7 +48,7 @@ class pipeline(luigi.Config):
     def sink_names(self) -> tuple[str, ...]:
         unknown = [s for s in self.sinks if s not in SINKS]
         if unknown:
-            raise ValueError(f"[pipeline] sinks: unknown {unknown}; choose from {SINKS}")
+            raise BadParameter(f"[pipeline] sinks: unknown {unknown}; choose from {SINKS}")
         return tuple(self.sinks)
 
 
@@ -78,6 +78,10 @@ class source(luigi.Config):
     unreachable_for = luigi.FloatParameter(
         default=10.0, description="seconds to keep retrying a host that cannot be reached"
     )
+    min_rate = luigi.FloatParameter(
+        default=10_000.0,
+        description="bytes/s over each read_timeout below which an attempt counts as failed",
+    )
 
     def url(self, key: MonthKey) -> str:
         template = self.parquet_url if self.format == "parquet" else self.csv_url
@@ -90,6 +94,7 @@ class source(luigi.Config):
             self.connect_timeout,
             self.read_timeout,
             self.unreachable_for,
+            self.min_rate,
         )
 
 

@@ -28,7 +28,8 @@ class Fault:
     """kind: "status" (answer ``status``), "reset" (RST after half the body), "truncate"
     (full Content-Length, half the body, then close), "slow" (sleep ``delay`` s first),
     "no_length" (chunk-less body without Content-Length, cut at half), "throttle" (the whole
-    body, slowly, over ``delay`` s), "hold" (answer only once the test sets ``release``)."""
+    body, slowly, over ``delay`` s), "trickle" (100 bytes every ``delay`` s, under any sane
+    rate), "hold" (answer only once the test sets ``release``)."""
 
     kind: str
     status: int = 500
@@ -170,6 +171,15 @@ class TLCServer:
                 h.wfile.write(data[i : i + step])
                 h.wfile.flush()
                 time.sleep(fault.delay / 20)
+            return
+        if fault and fault.kind == "trickle":  # 100 bytes every ``delay`` s: never idle for
+            try:  # a read timeout, never done; until the client hangs up
+                for i in range(0, len(data), 100):
+                    h.wfile.write(data[i : i + 100])
+                    h.wfile.flush()
+                    time.sleep(fault.delay)
+            except (BrokenPipeError, ConnectionResetError):
+                h.close_connection = True
             return
         if fault and fault.kind in ("truncate", "reset"):
             h.wfile.write(data[: len(data) // 2])

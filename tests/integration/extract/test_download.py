@@ -99,6 +99,32 @@ def test_slow_response_times_out_then_succeeds(green, server: TLCServer, tmp_pat
     assert dest.read_bytes() == src.read_bytes()
 
 
+def test_a_server_that_trickles_fails_the_attempt_then_the_retry_succeeds(
+    green, server: TLCServer, tmp_path
+):
+    """100 bytes every 0.2 s: never a second without a byte, so read_timeout never trips.
+    Under min_rate (10 kB/s, the shipped default) over a read_timeout's window, the attempt
+    fails and the next one gets the file."""
+    url, src = green
+    server.fail(GREEN_2021_01, Fault("trickle", delay=0.2))
+    started = time.monotonic()
+    raw, dest = fetch(url, tmp_path)
+    assert raw.manifest["attempts"] == 2
+    assert dest.read_bytes() == src.read_bytes()
+    assert time.monotonic() - started < 10
+
+
+def test_a_server_that_always_trickles_ends_in_bounded_time(server: TLCServer, tmp_path, green):
+    url, _ = green
+    for _ in range(FAST.attempts):
+        server.fail(GREEN_2021_01, Fault("trickle", delay=0.2))
+    started = time.monotonic()
+    with pytest.raises(TransientSourceError, match=r"too slow: .* bytes/s over the last 1 s"):
+        fetch(url, tmp_path)
+    assert time.monotonic() - started < FAST.attempts * (FAST.read_timeout + 2)
+    assert only_final_files(tmp_path / "out") == []
+
+
 @pytest.mark.parametrize("status", [403, 404])
 def test_unpublished_month_has_its_own_error_and_no_retry(status, server, tmp_path):
     path = "/trip-data/yellow_tripdata_2031-01.parquet"
