@@ -153,18 +153,25 @@ class _CsvReader:
 
     def _sniff_padding(self) -> int:
         counts: dict[int, int] = {}
-        with self.src.input.open_lines() as f:
-            text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
-            reader = csv.reader(text)
-            next(reader, None)
-            for i, row in enumerate(reader):
-                if i >= SNIFF_LINES:
-                    break
-                extra = len(row) - len(self.header)
-                if row and extra > 0 and not any(v.strip() for v in row[len(self.header) :]):
-                    counts[extra] = counts.get(extra, 0) + 1
-                elif row:
-                    counts[0] = counts.get(0, 0) + 1
+        try:
+            with self.src.input.open_lines() as f:
+                text = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
+                reader = csv.reader(text)
+                next(reader, None)
+                for i, row in enumerate(reader):
+                    if i >= SNIFF_LINES:
+                        break
+                    extra = len(row) - len(self.header)
+                    if row and extra > 0 and not any(v.strip() for v in row[len(self.header) :]):
+                        counts[extra] = counts.get(extra, 0) + 1
+                    elif row:
+                        counts[0] = counts.get(0, 0) + 1
+        except csv.Error as e:  # a stray quote runs a field on to the field size limit
+            raise BadSourceFile(
+                f"{self.src.name}: malformed CSV near line {reader.line_num}: {e}"
+            ) from None
+        except (OSError, EOFError, pa.ArrowException) as e:  # a gzip cut short, say
+            raise BadSourceFile(f"{self.src.name}: cannot read the CSV: {e}") from None
         return max(counts, key=lambda k: (counts[k], -k)) if counts else 0
 
     def _on_invalid(self, row: pacsv.InvalidRow) -> Literal["skip"]:
