@@ -21,8 +21,16 @@ SECRET_KEY = re.compile(
 MASK = "***"
 
 
+# The password of a URL's user:password@ (a luigid behind basic auth: Luigi logs its URL
+# with every failed call to it).
+URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^/\s@'\"]+@", re.IGNORECASE)
+
+
 def redact(value: T) -> T:
-    """A copy of ``value`` with every mapping value under a secret-looking key masked."""
+    """A copy of ``value`` with every mapping value under a secret-looking key masked, and
+    the password in every URL."""
+    if isinstance(value, str):
+        return cast(T, URL_PASSWORD.sub(rf"\1{MASK}@", value))
     if isinstance(value, dict):
         masked = {
             k: (MASK if isinstance(k, str) and SECRET_KEY.search(k) and v else redact(v))
@@ -36,10 +44,10 @@ def redact(value: T) -> T:
 
 class RedactConfig(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if (
-            isinstance(record.args, tuple) and any(isinstance(a, dict) for a in record.args)
-        ) or isinstance(record.args, dict):
+        if isinstance(record.args, tuple | dict):
             record.args = redact(record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         return True
 
 

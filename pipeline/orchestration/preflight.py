@@ -23,6 +23,7 @@ will use). ``tlc-cron`` checks luigid itself and calls :func:`remember` with the
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -76,11 +77,31 @@ def _truthy(value: object) -> bool:
 def api(
     url: str, method: str, data: dict[str, str | int], timeout: float = PROBE_TIMEOUT
 ) -> dict[str, object]:
-    """One call to luigid's JSON API (the same one the visualizer and workers use)."""
+    """One call to luigid's JSON API (the same one the visualizer and workers use). A
+    ``user:password@`` in the URL (a luigid behind a proxy with basic auth, which Luigi's own
+    client supports) becomes an Authorization header: urllib would take it for the host."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {}
+    if parts.username is not None or parts.password is not None:
+        user = urllib.parse.unquote(parts.username or "")
+        secret = urllib.parse.unquote(parts.password or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     query = urllib.parse.urlencode({"data": json.dumps(data)})
-    with urllib.request.urlopen(f"{url}/api/{method}?{query}", timeout=timeout) as resp:
+    request = urllib.request.Request(f"{url}/api/{method}?{query}", headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         answer = json.loads(resp.read())["response"]
     return answer if isinstance(answer, dict) else {}
+
+
+def shown(url: str) -> str:
+    """``url`` for a message: its password masked."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def probe(url: str) -> dict[str, object]:
@@ -90,7 +111,7 @@ def probe(url: str) -> dict[str, object]:
         listed = api(url, "task_list", {"status": "DISABLED", "upstream_status": "", "search": ""})
     except (OSError, ValueError, KeyError) as e:
         reason = getattr(e, "reason", None) or e
-        raise SchedulerUnreachable(f"luigid at {url} is unreachable ({reason})") from None
+        raise SchedulerUnreachable(f"luigid at {shown(url)} is unreachable ({reason})") from None
     return {k: v for k, v in listed.items() if isinstance(v, dict)}
 
 
@@ -113,8 +134,8 @@ def check_scheduler(argv: list[str] | None = None) -> None:
     if not _is_luigi_command(argv) or {"--help", "--help-all", "-h"} & set(argv):
         return
     url = scheduler_url(argv[1:])
-    if url is None:
-        return
+    if url is None or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        return  # local scheduler; or http+unix://, which urllib cannot reach (Luigi can)
     try:
         remember(url, probe(url))
     except SchedulerUnreachable as e:
@@ -145,6 +166,6 @@ def raise_if_disabled(task_id: str, what: str) -> None:
     raise TaskDisabled(
         f"{what} is disabled in luigid after repeated failures"
         + (f" (last error: {last.strip()})" if last else "")
-        + f". Re-enable it in the visualizer at {_scheduler_url} or with `tlc-forget`, "
+        + f". Re-enable it in the visualizer at {shown(_scheduler_url)} or with `tlc-forget`, "
         "then run again"
     )

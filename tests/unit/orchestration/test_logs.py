@@ -41,3 +41,19 @@ def test_redact_keeps_everything_else():
         "a": {"password": "***", "user": "u", "nested": [{"secret_key": "***"}]},
         "b": 1,
     }
+
+
+def test_a_urls_password_is_masked_in_luigis_lines():
+    """Luigi logs the scheduler's URL with every failed call to it."""
+    import logging
+
+    from pipeline.orchestration.logs import RedactConfig
+
+    record = logging.LogRecord(
+        "luigi-interface", logging.WARNING, __file__, 1,
+        "Failed connecting to remote scheduler %r", ("http://ops:s3cr3t@luigid:8082",), None,
+    )  # fmt: skip
+    assert RedactConfig().filter(record)
+    assert (
+        record.getMessage() == "Failed connecting to remote scheduler 'http://ops:***@luigid:8082'"
+    )
