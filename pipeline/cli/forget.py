@@ -73,11 +73,23 @@ def reenable(key: MonthKey) -> list[str]:
         tasks.UploadGCS,
         tasks.LoadBigQuery,
     ]
+    ids = [f(color=key.color, year=key.year, month=key.month).task_id for f in families]
+    # Every month's loads need the zone lookup: when luigid disabled its tasks, no month runs.
+    ids += [tasks.DownloadZones().task_id]
+    ids += [tasks.LoadZones(sink=sink).task_id for sink in config.SINKS]
     out = []
-    for family in families:
-        task_id = family(color=key.color, year=key.year, month=key.month).task_id
+    for task_id in ids:
         if task_id in disabled:
-            preflight.api(url, "re_enable_task", {"task_id": task_id})
+            try:
+                preflight.api(url, "re_enable_task", {"task_id": task_id})
+            except (OSError, ValueError, KeyError) as e:  # what was removed stays removed
+                print(
+                    f"tlc-forget: warning: luigid at {preflight.shown(url)} did not re-enable "
+                    f"{task_id} ({getattr(e, 'reason', None) or e}): re-enable it in the "
+                    "visualizer",
+                    file=sys.stderr,
+                )
+                continue
             out.append(f"luigid's disable of {task_id}")
     return out
 

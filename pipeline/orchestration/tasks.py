@@ -17,6 +17,7 @@ from pathlib import Path
 import luigi
 
 from pipeline.domain import catalog
+from pipeline.domain.errors import BadParameter
 from pipeline.domain.months import MonthKey
 from pipeline.extract import download
 from pipeline.lake.lake import Lake
@@ -313,6 +314,10 @@ class Backfill(PipelineTask, luigi.WrapperTask):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         backfill.parse_colors(self.colors)
+        if self.start > self.end:  # else an empty backfill, "done" with nothing done
+            raise BadParameter(
+                f"--start {self.start:%Y-%m} is after --end {self.end:%Y-%m}: nothing to do"
+            )
 
     def requires(self) -> list[luigi.Task]:
         if self.report:

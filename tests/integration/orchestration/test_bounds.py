@@ -55,9 +55,12 @@ def any_luigid(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Luigi
     d.stop()
 
 
+BAD_HTML = "yellow_tripdata_2022-01.html-error-page.parquet"  # CloudFront's real error page
+
+
 def publish_bad_month(env: PipelineEnv, tlc: Path) -> None:
     """yellow 2022-01 served as the real CloudFront HTML error page saved as .parquet."""
-    bad = tlc / "bad" / "yellow_tripdata_2022-01.html-error-page.parquet"
+    bad = tlc / "bad" / BAD_HTML
     env.server.publish_month("yellow", 2022, 1, bad, "parquet")
 
 
@@ -133,6 +136,26 @@ def test_month_disabled_after_repeated_failures_says_so_and_forget_reenables(
     assert forgot.rc == 0, forgot.out
     assert "luigid's disable of DownloadMonth" in forgot.out
     assert luigi(env, *args).rc == RETCODE["ok"]
+
+
+def test_a_disabled_zone_lookup_is_re_enabled_by_forgetting_any_month(
+    env: PipelineEnv, tlc: Path, luigid: Luigid
+):
+    """Every month's load needs the zone lookup, and the disabled message says tlc-forget
+    re-enables: it must, for the lookup's tasks too."""
+    from tests.support.fixtures import ZONES_FILE
+
+    env.server.publish("/misc/taxi_zone_lookup.csv", tlc / "bad" / BAD_HTML)
+    use_scheduler(env, luigid)
+    assert luigi(env, "DownloadZones").rc == RETCODE["task_failed"]
+    assert luigi(env, "DownloadZones").rc == RETCODE["task_failed"]
+    assert [t for t in luigid.tasks("DISABLED") if t.startswith("DownloadZones")]
+
+    env.server.publish("/misc/taxi_zone_lookup.csv", ZONES_FILE)  # fixed upstream
+    forgot = run([FORGET, "--year", "2021", "--month", "1"], env.env())
+    assert forgot.rc == 0, forgot.out
+    assert "luigid's disable of DownloadZones" in forgot.out
+    assert luigi(env, "DownloadZones").rc == RETCODE["ok"]
 
 
 # --- luigid down, the source unreachable -----------------------------------------------------
@@ -252,6 +275,19 @@ def test_backfill_with_an_unknown_colour_gives_one_line(env: PipelineEnv):
               "2021-02", "--local-scheduler")  # fmt: skip
     assert r.rc == RETCODE["cannot_run"], r.out
     assert_one_line_why(r, "--colors 'yellow,purple': expected a comma list")
+
+
+def test_backfill_that_ends_before_it_starts_gives_one_line(env: PipelineEnv):
+    r = luigi(env, "Backfill", "--start", "2021-03", "--end", "2021-01", "--local-scheduler")
+    assert r.rc == RETCODE["cannot_run"], r.out
+    assert_one_line_why(r, "--start 2021-03 is after --end 2021-01")
+
+
+def test_an_unknown_sink_in_the_configuration_gives_one_line(env: PipelineEnv):
+    env.configure(pipeline={"sinks": ["duckdb", "snowflake"]})
+    r = luigi(env, "Backfill", "--start", "2021-01", "--end", "2021-01", "--local-scheduler")
+    assert r.rc != 0, r.out
+    assert_one_line_why(r, "[pipeline] sinks: unknown ['snowflake']")
 
 
 def test_every_task_parameter_is_described_in_help(env: PipelineEnv):
