@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 
 ZONES_TABLE = catalog.ZONES_TABLE
 CLUSTER_BY = ("pu_location_id",)
+STAGE_PREFIX = "_stage_"
+# A month's load job, count and swap take minutes: a stage this old is no load's any more.
+STAGE_MAX_AGE = dt.timedelta(hours=24)
 
 # The TLC's times are naive New York local times: DATETIME, not TIMESTAMP (which is an instant
 # in UTC and would make every reader think about zones the data does not have). The ledger's
@@ -281,11 +284,12 @@ COMMIT TRANSACTION;
         # Job ids are unique per project: the dataset is part of the id, or a dev and a prod
         # dataset in one project would resume each other's jobs.
         base = f"tlc_{self.dataset}_{key.color}_{key.yyyymm}_{crc}"
-        stage = f"_stage_{key.color}_{key.yyyymm}_{crc}"  # per data version: never reused
+        stage = f"{STAGE_PREFIX}{key.color}_{key.yyyymm}_{crc}"  # per data version
         table = catalog.trips_table(key.color)
         what = f"BigQuery load of {key.label} into {self.dataset}"
 
         self._ensure_tables(key.color)
+        self._sweep_stages()
         load = run_job(
             self.client,
             self.location,
@@ -342,6 +346,32 @@ COMMIT TRANSACTION;
         self._refresh_view(catalog.tlc_view(key.color))
         log.info("%s: %d rows (jobs %s, %s)", what, expected, load.job_id, swapped.job_id)
         return record
+
+    def _sweep_stages(self) -> None:
+        """Drop the stages loads left behind more than STAGE_MAX_AGE ago. A worker killed
+        between the swap's commit and the stage's drop leaves a whole month of billed storage
+        that no later run visits (the month is complete); so does a month cleaned again after
+        its swap failed (the next stage has another name). One listing per month load; a
+        failure here is a warning, never the load's. A stage dropped under a load that is
+        somehow still running costs that load a rerun of its load job, no data."""
+        cutoff = dt.datetime.now(dt.UTC) - STAGE_MAX_AGE
+        try:
+            stale = [
+                t.table_id
+                for t in self.client.list_tables(f"{self.client.project}.{self.dataset}")
+                if t.table_id.startswith(STAGE_PREFIX) and t.created and t.created < cutoff
+            ]
+            for name in stale:
+                self.client.delete_table(self.table_id(name), not_found_ok=True)
+                log.info(
+                    "BigQuery %s: dropped %s, a stage left by an earlier load", self.dataset, name
+                )
+        except FAILED as e:
+            log.warning(
+                "BigQuery %s: old stages not swept (the next load tries again): %s",
+                self.dataset,
+                why(e),
+            )
 
     def _exists(self, table: str) -> bool:
         with one_line(f"BigQuery {self.dataset}: checking for {table}"):

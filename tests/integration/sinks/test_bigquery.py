@@ -10,6 +10,7 @@ docs/gcp.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,33 @@ def test_zones_whose_table_was_dropped_are_loaded_again(gcp_env: PipelineEnv):
     assert count(wh, "taxi_zones") == 265
     assert wh.zones_loaded() is not None
     assert LoadZones(sink="bigquery").complete()
+
+
+def test_stages_left_by_earlier_loads_are_swept_once_old(
+    gcp_env: PipelineEnv, tlc: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A worker killed between the swap's commit and the stage's drop leaves a month-sized
+    stage that no later run of that (complete) month visits. Any month's load drops stages a
+    day old. The emulator's tables cannot be aged a day, so the second load runs with
+    STAGE_MAX_AGE = 0 (the first shows a young stage is kept: it may be a running load's)."""
+    from pipeline.sinks.bigquery import warehouse
+
+    publish(gcp_env, tlc, 2021, 1)
+    publish(gcp_env, tlc, 2023, 2)
+    wh = bq(gcp_env)
+    wh._ensure_dataset()
+    left = "_stage_green_202012_0123456789abcdef"
+    wh.client.create_table(
+        bigquery.Table(wh.table_id(left), schema=[bigquery.SchemaField("x", "INT64")])
+    )
+    assert gcp_env.build(LoadBigQuery(color="green", year=2021, month=1))
+    assert left in {t.table_id for t in wh.client.list_tables(wh.dataset)}, "young: kept"
+
+    monkeypatch.setattr(warehouse, "STAGE_MAX_AGE", dt.timedelta(0))
+    assert gcp_env.build(LoadBigQuery(color="green", year=2023, month=2))
+    tables = {t.table_id for t in wh.client.list_tables(wh.dataset)}
+    assert not [t for t in tables if t.startswith("_stage_")], tables
+    assert count(wh, "green_trips", month_where(2021, 1)) == wh.loaded(JAN).rows_out
 
 
 def test_schema_mismatch_gives_a_clear_error(gcp_env: PipelineEnv, tlc: Path):
