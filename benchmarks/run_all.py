@@ -43,6 +43,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "lake": (["--runs", "3"], ["--smoke"]),
     "hosts": (["--runs", "1"], ["--runs", "1"]),
     "backfill": ([], ["--smoke"]),
+    "download": (["--runs", "7"], ["--smoke"]),
 }
 SMOKE_GOALS_CHECKED = {"hosts"}  # its smoke is a whole run: .ci/run has always checked its goals
 
