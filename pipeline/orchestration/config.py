@@ -88,6 +88,14 @@ class source(luigi.Config):
         return catalog.source_url(template, key)
 
     def policy(self) -> RetryPolicy:
+        for name in ("connect_timeout", "read_timeout", "unreachable_for"):
+            if getattr(self, name) <= 0:
+                raise BadParameter(f"[source] {name} = {getattr(self, name):g}: must be above 0")
+        if self.attempts < 1 or self.backoff < 0 or self.min_rate < 0:
+            raise BadParameter(
+                f"[source] attempts = {self.attempts}, backoff = {self.backoff:g}, min_rate = "
+                f"{self.min_rate:g}: attempts at least 1, backoff and min_rate not below 0"
+            )
         return RetryPolicy(
             self.attempts,
             self.backoff,
@@ -96,6 +104,11 @@ class source(luigi.Config):
             self.unreachable_for,
             self.min_rate,
         )
+
+
+# Unpublished data of a writer on another host younger than this is never swept, whatever
+# [lake] orphan_age says: that writer may still be uploading.
+MIN_ORPHAN_AGE = 60.0
 
 
 class lake(luigi.Config):
@@ -108,6 +121,11 @@ class lake(luigi.Config):
     )
 
     def get(self) -> Lake:
+        if self.orphan_age < MIN_ORPHAN_AGE:
+            raise BadParameter(
+                f"[lake] orphan_age = {self.orphan_age:g}: at least {MIN_ORPHAN_AGE:g} s (a "
+                "writer on another host that is still uploading would have its data swept)"
+            )
         # A bucket's billing project is [gcs] project's (empty: from the credentials).
         return open_lake(self.root, gcs().project or None, self.orphan_age)
 

@@ -290,6 +290,21 @@ def test_an_unknown_sink_in_the_configuration_gives_one_line(env: PipelineEnv):
     assert_one_line_why(r, "[pipeline] sinks: unknown ['snowflake']")
 
 
+@pytest.mark.parametrize(
+    ("section", "why"),
+    [
+        ({"lake": {"orphan_age": -1.0}}, "[lake] orphan_age = -1: at least 60 s"),
+        ({"source": {"read_timeout": 0.0}}, "[source] read_timeout = 0: must be above 0"),
+    ],
+)
+def test_settings_that_cannot_work_give_one_line(env: PipelineEnv, section, why):
+    env.configure(**section)
+    r = luigi(env, "DownloadMonth", "--year", "2021", "--month", "1", "--local-scheduler")
+    assert r.rc != 0, r.out
+    assert r.seconds < 5 + STARTUP
+    assert_one_line_why(r, why)
+
+
 def test_every_task_parameter_is_described_in_help(env: PipelineEnv):
     import luigi as luigi_module
 
