@@ -101,7 +101,9 @@ class OneLineErrors(logging.Filter):
 
     @staticmethod
     def _replace(record: logging.LogRecord, message: str) -> None:
-        record.msg, record.args = message, None
+        # The new text quotes an exception's, which RedactConfig (on the record's args and
+        # message) never saw: an RPCError names luigid's URL, user:password included.
+        record.msg, record.args = redact(message), None
         record.exc_info, record.exc_text = None, None
 
 

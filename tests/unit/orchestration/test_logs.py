@@ -57,3 +57,28 @@ def test_a_urls_password_is_masked_in_luigis_lines():
     assert (
         record.getMessage() == "Failed connecting to remote scheduler 'http://ops:***@luigid:8082'"
     )
+
+
+def test_a_urls_password_is_masked_in_the_one_line_of_an_error():
+    """OneLineErrors writes the exception's text into the line: luigid's RPCError names its URL."""
+    import logging
+
+    from luigi.rpc import RPCError
+
+    from pipeline.orchestration.logs import OneLineErrors, RedactConfig
+
+    try:
+        raise RPCError(
+            "Errors (3 attempts) when connecting to remote scheduler 'http://ops:s3cr3t@luigid:8082'"
+        )
+    except RPCError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "luigi-interface", logging.ERROR, __file__, 1, "Uncaught exception in luigi", None, exc_info
+    )
+    assert RedactConfig().filter(record)
+    assert OneLineErrors().filter(record)
+    assert "s3cr3t" not in record.getMessage()
+    assert "http://ops:***@luigid:8082" in record.getMessage()
