@@ -175,7 +175,11 @@ class _CsvReader:
         return max(counts, key=lambda k: (counts[k], -k)) if counts else 0
 
     def _on_invalid(self, row: pacsv.InvalidRow) -> Literal["skip"]:
-        fields = next(csv.reader([row.text]), [])
+        try:
+            fields = next(csv.reader([row.text]), [])
+        except csv.Error:  # a stray quote (field larger than field limit): a bad row
+            self.bad.append(row)
+            return "skip"
         h = len(self.header)
         if len(fields) >= h and not any(v.strip() for v in fields[h:]):
             fields = fields[:h] + [""] * (self.width - h)
