@@ -14,4 +14,4 @@ def test_a_table_name_postgresql_would_cut_is_a_usage_error(capsys: pytest.Captu
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "--table_name: PostgreSQL table name 'tttt" in err
-    assert "at most 49 bytes" in err
+    assert "at most 48 bytes" in err

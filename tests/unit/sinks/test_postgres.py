@@ -53,13 +53,17 @@ def test_split_covers_every_row_once():
 
 def test_names_postgresql_would_cut_are_refused():
     """63 bytes at most: a longer table name cut by PostgreSQL would give two months' stages
-    (and partitions) one name."""
-    from pipeline.sinks.postgres import PostgresWarehouse
+    (and partitions) one name, and a stage of 63 bytes would share its name with its index."""
+    from pipeline.sinks.postgres import PostgresWarehouse, ddl
 
-    PostgresWarehouse(PgConn(), "public", table="t" * 49)  # its stage: 63 bytes
-    with pytest.raises(BadParameter, match=r"table name 'tttt.*' is too long: at most 49 bytes"):
-        PostgresWarehouse(PgConn(), "public", table="t" * 50)
-    with pytest.raises(BadParameter, match="at most 49 bytes"):
+    table = "t" * 48
+    PostgresWarehouse(PgConn(), "public", table=table)  # its stage: 62 bytes
+    stage = f"_stage_{table}_202101"
+    assert len(stage) == 62
+    assert ddl.index_name(stage, "pickup_datetime") != stage
+    with pytest.raises(BadParameter, match=r"table name 'tttt.*' is too long: at most 48 bytes"):
+        PostgresWarehouse(PgConn(), "public", table="t" * 49)
+    with pytest.raises(BadParameter, match="at most 48 bytes"):
         PostgresWarehouse(PgConn(), "public", table="é" * 25)  # 50 bytes in 25 characters
     PostgresWarehouse(PgConn(), "s" * 63)
     with pytest.raises(BadParameter, match=r"schema name 's*' is too long: at most 63 bytes"):
