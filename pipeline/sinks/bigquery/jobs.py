@@ -101,13 +101,15 @@ def run_job(
             tries, counted, last = tries + 1, True, why(e)
             if tries == MAX_ATTEMPTS:
                 break
-            _wait(what, tries, last)
+            wait_to_retry(what, tries, last)
             try:
                 job = _get_job(client, job_id, location, what)
             except gexc.NotFound:
                 continue
         except gexc.GoogleAPICallError as e:
             raise PipelineError(f"{what}: {e.message}") from None
+        except FAILED as e:  # credentials revoked or expired mid-run, say
+            raise PipelineError(f"{what}: jobs.insert {job_id} failed: {why(e)}") from None
         if not counted:
             tries += 1
         try:
@@ -131,7 +133,7 @@ def run_job(
                 # DELETE the month, then INSERT): the next id runs the job again.
                 last = f"{reason}: {message}"
                 if tries < MAX_ATTEMPTS:
-                    _wait(what, tries, last)
+                    wait_to_retry(what, tries, last)
                 continue
             detail = "; ".join(
                 err.get("message", "") for err in (job.errors or []) if err.get("message")
@@ -140,6 +142,8 @@ def run_job(
                 f"{what}: job {job_id} failed: {message}"
                 + (f" ({detail})" if detail and detail != message else "")
             ) from None
+        except FAILED as e:  # credentials revoked or expired while waiting for the job
+            raise PipelineError(f"{what}: job {job_id}: waiting for it failed: {why(e)}") from None
     if tries < MAX_ATTEMPTS:
         raise PipelineError(f"{what}: job ids {base}_1 to _{MAX_JOB_IDS} are all taken")
     raise PipelineError(f"{what}: gave up after {MAX_ATTEMPTS} attempts ({last})")
@@ -158,7 +162,7 @@ def _get_job(client: bigquery.Client, job_id: str, location: str, what: str) -> 
         raise PipelineError(f"{what}: looking up job {job_id} failed: {why(e)}") from None
 
 
-def _wait(what: str, tries: int, cause: str) -> None:
+def wait_to_retry(what: str, tries: int, cause: str) -> None:
     # Jittered: two hosts whose swaps cancelled each other must not both come back at once.
     wait = min(RETRY_WAIT * 2 ** (tries - 1), 30.0) * random.uniform(0.75, 1.25)
     log.warning(

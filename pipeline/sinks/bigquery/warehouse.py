@@ -52,7 +52,14 @@ from pipeline.sinks.base import (
     LoadRecord,
     latest,
 )
-from pipeline.sinks.bigquery.jobs import Job, insert_retry, run_job
+from pipeline.sinks.bigquery.jobs import (
+    CONCURRENT_UPDATE,
+    MAX_ATTEMPTS,
+    Job,
+    insert_retry,
+    run_job,
+    wait_to_retry,
+)
 from pipeline.util.gcp_retry import FAILED, one_line, why
 from pipeline.util.per_process import per_process
 
@@ -228,12 +235,23 @@ class BigQueryWarehouse:
         )
 
     def _query(self, what: str, text: str, params: Sequence[object] = ()) -> Iterator[object]:
-        """A query with positional parameters (``?``), waited for."""
+        """A query with positional parameters (``?``), waited for. One that BigQuery cancelled
+        for a concurrent transaction on the same table (the zones' ledger row and tlc-forget's
+        deletes share the ledger with every host's month swaps) had no effect, and runs again,
+        as run_job does for the swaps."""
         config = bigquery.QueryJobConfig(query_parameters=[_param(v) for v in params])
-
-        with one_line(f"BigQuery {self.dataset}: {what}"):
-            job = self.client.query(text, job_config=config, location=self.location)
-            return iter(job.result())
+        label = f"BigQuery {self.dataset}: {what}"
+        for tries in range(1, MAX_ATTEMPTS + 1):
+            with one_line(label):
+                try:
+                    job = self.client.query(text, job_config=config, location=self.location)
+                    return iter(job.result())
+                except gexc.GoogleAPICallError as e:
+                    if CONCURRENT_UPDATE not in str(e.message) or tries == MAX_ATTEMPTS:
+                        raise
+                    cause = why(e)
+            wait_to_retry(label, tries, cause)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     # -- the month ------------------------------------------------------------------------------
     def load_job_config(self, color: str) -> bigquery.LoadJobConfig:

@@ -390,6 +390,26 @@ def test_jobs_that_fail_transiently_are_run_again(faulty: Faulty, warnings: Reco
     assert marker["load_id"].endswith("_swap_2" if kind == "swap" else "_swap_1")
 
 
+def test_a_ledger_write_cancelled_by_a_concurrent_update_runs_again(
+    faulty: Faulty, warnings: Records
+):
+    """The zones' ledger row is written by a plain query (no job id of ours), which shares the
+    ledger with every host's month swaps: BigQuery may cancel it as it cancels a swap."""
+    faulty.bq.fail_job(
+        "invalidQuery",
+        job=r"^(?!tlc_)",
+        body=r"DELETE FROM `[^`]*_pipeline_loads` WHERE kind = \?;",
+        message=BQ_JOB_MESSAGES["swap-cancelled-by-a-concurrent-update"],
+    )
+    assert faulty.build(), faulty.env.failures
+    assert faulty.bq.unused() == []
+    lines = warnings.lines("pipeline.sinks.bigquery.jobs")
+    assert len(lines) == 1, lines
+    assert "recording the zones load: attempt 1/" in lines[0]
+    assert "due to concurrent update" in lines[0]
+    faulty.assert_landed_once()
+
+
 def test_retries_used_up_then_the_next_run_loads_the_month(faulty: Faulty, monkeypatch):
     """Every attempt of a run failed transiently: the run fails, and the next run (the
     outage over) loads the month, although attempts 1..N of its job ids are taken."""
