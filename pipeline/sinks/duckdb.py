@@ -97,7 +97,9 @@ class DuckDBWarehouse:
         return f"DuckDBWarehouse({str(self.path)!r})"
 
     @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(
+        self, read_only: bool = False, waited: list[bool] | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection, closed afterwards. Any DuckDB error in the block (a file that is not
         a database, a full disk, a parquet file DuckDB cannot read, a table whose columns are
         not the catalog's) is one line naming the file, not a traceback: out of ``complete()``
@@ -107,7 +109,7 @@ class DuckDBWarehouse:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = self._open(read_only)
+            con = self._open(read_only, waited)
         except duckdb.Error as e:
             raise PipelineError(f"DuckDB {self.path}: cannot open it: {_first_line(e)}") from None
         try:
@@ -117,18 +119,28 @@ class DuckDBWarehouse:
         finally:
             con.close()
 
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool, waited: list[bool] | None = None) -> duckdb.DuckDBPyConnection:
         # DuckDB lets one process write a file, and no other process read it meanwhile. Another
         # worker's load takes seconds, so wait for it, up to lock_timeout, then say who holds it.
         import duckdb  # here, not at the top: download and clean workers never pay its 56 MB
 
         deadline = time.monotonic() + self.lock_timeout
+        waiting = False
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
                     raise
+                if not waiting:
+                    waiting = True
+                    if waited is not None:
+                        waited.append(True)
+                    log.info(
+                        "DuckDB %s: another process holds it; waiting up to %.0f s",
+                        self.path,
+                        self.lock_timeout,
+                    )
                 if time.monotonic() >= deadline:
                     raise PipelineError(
                         f"DuckDB {self.path}: still locked by another process after "
@@ -144,10 +156,11 @@ class DuckDBWarehouse:
 
     @contextlib.contextmanager
     def _transaction(
-        self, views: Sequence[catalog.TlcView] = ()
+        self, views: Sequence[catalog.TlcView] = (), waited: list[bool] | None = None
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One transaction; then, on the same connection, ``views`` made again."""
-        with self.connect() as con:
+        """One transaction; then, on the same connection, ``views`` made again. ``waited``
+        gets True when the file was held by another process first."""
+        with self.connect(waited=waited) as con:
             self._ensure_ledger(con)
             con.begin()
             try:
@@ -263,12 +276,14 @@ class DuckDBWarehouse:
         table = catalog.trips_table(key.color)
         start, end = key.bounds()
         expected = report["rows_out"]
-        before = self.loaded(key)
-        with self._transaction(views=(catalog.tlc_view(key.color),)) as con:
-            # This worker may have waited for the file while another loaded this same clean
-            # month: then it is done. (A reload of a month loaded before it started goes on.)
-            done = self._month_record(con, key)
-            if done is not None and done != before and done.matches(report):
+        waited: list[bool] = []
+        with self._transaction(views=(catalog.tlc_view(key.color),), waited=waited) as con:
+            # A load that had to wait for the file (another process writing it) and then finds
+            # this same clean month in the ledger has nothing to do: the other process loaded
+            # it meanwhile (Luigi ran this task because the month was not loaded when it
+            # looked). A load that got the file at once replaces the month as asked.
+            done = self._month_record(con, key) if waited else None
+            if done is not None and done.matches(report):
                 log.info("DuckDB %s: %s was loaded meanwhile; nothing to do", self.path, key.label)
                 return done
             con.execute(table_ddl(table, _columns_of(key.color)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -208,26 +209,76 @@ def test_a_table_that_is_not_the_catalogs_is_one_clear_error_and_loads_nothing(
         assert con.execute("SELECT count(*) FROM green_trips").fetchone() == (0,)
 
 
-def test_a_worker_that_waited_while_another_loaded_the_month_loads_nothing(
-    month: Cleaned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+HOLDER = """
+import sys
+import duckdb
+from pipeline.domain.months import MonthKey
+from pipeline.lake.lake import local
+from pipeline.orchestration import loading
+from pipeline.sinks.duckdb import DuckDBWarehouse
+
+path, lake_root = sys.argv[1], sys.argv[2]
+held = duckdb.connect(path)  # the file is this process's: another process's open waits
+print("held", flush=True)
+sys.stdin.readline()  # the test's go: the other load is waiting for the file
+loading.load_month(local(lake_root), MonthKey("green", 2021, 1), DuckDBWarehouse(path), "duckdb")
+# A row only a reload of January would drop: the other load must leave it.
+held.execute("INSERT INTO green_trips (pickup_datetime) VALUES (TIMESTAMP '2021-01-15')")
+held.close()
+print("loaded", flush=True)
+"""
+
+
+def test_a_load_that_waited_while_another_process_loaded_the_month_loads_nothing(
+    month: Cleaned, tmp_path: Path
 ):
-    """Two workers on one month, the second waiting for the file (one writer at a time): when
-    its turn comes the ledger holds this clean month, loaded since it looked, so it returns
-    that load instead of deleting and inserting the month again. The interleaving is made by
-    hand: the second's first look at the ledger is made to have happened before the first's
-    commit (DuckDB's one-writer lock serialises two processes, not two threads)."""
+    """Two processes on one month: the second waits for the file (DuckDB: one writer), and
+    when its turn comes the ledger holds this clean month, so it returns that load instead of
+    deleting and inserting the month again. The test waits for the second's "waiting" log
+    line before the first loads."""
+    import logging
+
     from pipeline.orchestration import loading
 
-    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
-    first = loading.load_month(month.lake, JAN, wh, "duckdb")
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:  # a row only a reload would drop
-        con.execute("INSERT INTO green_trips (pickup_datetime) VALUES (TIMESTAMP '2021-01-15')")
-    monkeypatch.setattr(wh, "loaded", lambda key: None)  # its look came before that load
-    second = loading.load_month(month.lake, JAN, wh, "duckdb")
-    assert second == first
-    monkeypatch.undo()
-    assert wh.loaded(JAN) == first
-    assert count(tmp_path / "w.duckdb") == 76368 + 1
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db), str(month.root)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    waiting = threading.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "another process holds it; waiting" in record.getMessage():
+                waiting.set()
+
+    logger = logging.getLogger("pipeline.sinks.duckdb")
+    seen, level = Seen(), logger.level
+    logger.addHandler(seen)
+    logger.setLevel(logging.INFO)
+    results: list[object] = []
+    try:
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout.readline().strip() == "held"
+        wh = DuckDBWarehouse(db, lock_timeout=60)
+        mine = threading.Thread(
+            target=lambda: results.append(loading.load_month(month.lake, JAN, wh, "duckdb"))
+        )
+        mine.start()
+        assert waiting.wait(30), "the second load never waited for the file"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "loaded"
+        mine.join(60)
+    finally:
+        logger.removeHandler(seen)
+        logger.setLevel(level)
+        holder.kill()
+        holder.wait()
+    (mine_record,) = results
+    assert mine_record == wh.loaded(JAN), "it returned the other process's load"
+    assert count(db) == 76368 + 1, "January was not loaded a second time"
 
 
 def test_a_month_loaded_before_the_load_started_is_loaded_again(month: Cleaned, tmp_path: Path):
