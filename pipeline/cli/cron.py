@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         if not mine:
             log.warning("another tlc-cron run holds %s; exiting", cfg.lock_file)
             return EXIT_LOCKED
-        if not cfg.local_scheduler:
-            url = preflight.scheduler_url([])
+        url = None if cfg.local_scheduler else preflight.scheduler_url([])
+        if url is not None and preflight.probeable(url):
             try:
                 preflight.remember(url, preflight.probe(url or ""))
             except preflight.SchedulerUnreachable as e:

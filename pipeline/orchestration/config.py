@@ -88,13 +88,14 @@ class source(luigi.Config):
         return catalog.source_url(template, key)
 
     def policy(self) -> RetryPolicy:
-        for name in ("connect_timeout", "read_timeout", "unreachable_for"):
+        for name in ("connect_timeout", "read_timeout"):
             if getattr(self, name) <= 0:
                 raise BadParameter(f"[source] {name} = {getattr(self, name):g}: must be above 0")
-        if self.attempts < 1 or self.backoff < 0 or self.min_rate < 0:
+        if self.attempts < 1 or min(self.backoff, self.min_rate, self.unreachable_for) < 0:
             raise BadParameter(
                 f"[source] attempts = {self.attempts}, backoff = {self.backoff:g}, min_rate = "
-                f"{self.min_rate:g}: attempts at least 1, backoff and min_rate not below 0"
+                f"{self.min_rate:g}, unreachable_for = {self.unreachable_for:g}: attempts at "
+                "least 1, the others not below 0"
             )
         return RetryPolicy(
             self.attempts,

@@ -86,7 +86,7 @@ def api(
         user = urllib.parse.unquote(parts.username or "")
         secret = urllib.parse.unquote(parts.password or "")
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
-        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        netloc = parts.netloc.rpartition("@")[2]  # host[:port] as written ([::1] keeps its [])
         url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     query = urllib.parse.urlencode({"data": json.dumps(data)})
     request = urllib.request.Request(f"{url}/api/{method}?{query}", headers=headers)
@@ -95,12 +95,18 @@ def api(
     return answer if isinstance(answer, dict) else {}
 
 
+def probeable(url: str) -> bool:
+    """Whether the start check can ask this luigid: not an http+unix:// one (Luigi reaches
+    it through requests-unixsocket; urllib cannot)."""
+    return urllib.parse.urlsplit(url).scheme in ("http", "https")
+
+
 def shown(url: str) -> str:
     """``url`` for a message: its password masked."""
     parts = urllib.parse.urlsplit(url)
     if parts.password is None:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{parts.username}:***@" + parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -134,8 +140,8 @@ def check_scheduler(argv: list[str] | None = None) -> None:
     if not _is_luigi_command(argv) or {"--help", "--help-all", "-h"} & set(argv):
         return
     url = scheduler_url(argv[1:])
-    if url is None or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        return  # local scheduler; or http+unix://, which urllib cannot reach (Luigi can)
+    if url is None or not probeable(url):
+        return
     try:
         remember(url, probe(url))
     except SchedulerUnreachable as e:

@@ -67,3 +67,10 @@ def test_a_unix_socket_luigid_is_left_to_luigi(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(preflight, "probe", no_probe)
     argv = ["luigi", "--scheduler-url", "http+unix://%2Fvar%2Frun%2Fluigid.sock", "X"]
     preflight.check_scheduler(argv)  # returns: urllib cannot reach it, Luigi can
+
+
+def test_an_ipv6_luigid_keeps_its_brackets():
+    assert preflight.shown("http://ops:s3cr3t@[::1]:8082") == "http://ops:***@[::1]:8082"
+    assert preflight.shown("http://[::1]:8082") == "http://[::1]:8082"
+    assert preflight.probeable("http://[::1]:8082")
+    assert not preflight.probeable("http+unix://%2Fvar%2Frun%2Fluigid.sock")
