@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 # (bytes so far, total or None, bytes per second)
 ProgressFn = Callable[[int, int | None, float], None]
 
-CHUNK = 1 << 20
+# At most this much per read of the body: read1 returns what arrived, up to it. 256 KiB, not
+# 1 MiB: read1 allocates its whole size for every call, and over TLS each call returns one
+# 16 KiB record, so 1 MiB reads took 1.5x as long as 256 KiB ones (benchmarks/download.py).
+READ = 256 << 10
 NOT_PUBLISHED = {403, 404, 410}  # CloudFront answers 403 for a key that does not exist
 RETRY_STATUS = {408, 425, 429}  # plus every 5xx
 # What a body read raises when the peer resets, stalls or closes early. Not OSError as a
@@ -350,31 +353,39 @@ def _stream_body(
     policy: RetryPolicy,
 ) -> None:
     size = 0
-    start = last = window_start = time.monotonic()
+    start = last = time.monotonic()
+    # The rate check counts only the time spent waiting for the source: a lake write that
+    # stalls (GCS retrying a piece) must not be blamed on the source.
+    waited = window_waited = 0.0
     window_size = 0
     try:
         # decode_content=False: store the bytes exactly as served, so the byte count can be
         # compared with Content-Length and the sha256 is the file's own. read1, not stream():
         # stream(n) blocks until it has n bytes, so a server that trickles would keep this
-        # loop (and the rate check below) waiting for a whole CHUNK; read1 returns what came.
-        while chunk := resp.raw.read1(CHUNK, decode_content=False):
+        # loop (and the rate check below) waiting for a whole chunk; read1 returns what came.
+        while True:
+            asked = time.monotonic()
+            chunk = resp.raw.read1(READ, decode_content=False)
+            now = time.monotonic()
+            waited += now - asked
+            if not chunk:
+                break
             verifier.feed(chunk)
             out.write(chunk)
             size += len(chunk)
             failpoint("download.streaming")
-            now = time.monotonic()
             if progress and now - last >= 0.5:
                 progress(size, expected, size / max(now - start, 1e-6))
                 last = now
-            if now - window_start >= policy.read_timeout:
-                rate = (size - window_size) / (now - window_start)
+            if waited - window_waited >= policy.read_timeout:
+                rate = (size - window_size) / (waited - window_waited)
                 if rate < policy.min_rate:
                     raise TransientSourceError(
                         f"{redact_url(url)}: too slow: {rate:,.0f} bytes/s over the last "
-                        f"{now - window_start:.0f} s, under [source] min_rate = "
+                        f"{waited - window_waited:.0f} s, under [source] min_rate = "
                         f"{policy.min_rate:,.0f}, after {size} bytes"
                     )
-                window_start, window_size = now, size
+                window_waited, window_size = waited, size
     except _NETWORK_ERRORS as e:
         raise TransientSourceError(
             f"{redact_url(url)}: connection broke after {size} bytes: "
