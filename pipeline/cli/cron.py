@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import luigi
+from luigi.execution_summary import LuigiStatusCode
 
 import pipeline  # noqa: F401  (the package's configuration layers)
 from pipeline.domain.errors import BadParameter, PipelineError
@@ -216,18 +217,21 @@ def _run(colors: list[str], today: dt.date, cfg: cron) -> int:
         return EXIT_FAILED
     done, failed = after - before, outcome.failures() - after
     not_published = outcome.not_published - after
-    # Months that neither loaded, nor failed, nor wait for the TLC: they never ran, behind a
-    # failed task that is not a month's (the zone lookup's download or load), or because
-    # another worker holds them (luigid says which). Not done is not success.
+    # Months that neither loaded, nor failed, nor wait for the TLC. Behind a failed task that
+    # is not a month's (the zone lookup's download or load), they never ran: not done is not
+    # success. In a run where nothing failed, another worker holds them (tlc-cron on several
+    # hosts against one luigid, docs/scaling.md): normal, its own run reports them.
     not_run = set(wanted) - after - not_published - failed
+    blocked = bool(not_run) and result.status in (
+        LuigiStatusCode.FAILED,
+        LuigiStatusCode.FAILED_AND_SCHEDULING_FAILED,
+    )
     if not_published:
         log.info("not published yet: %s", _label(not_published))
-    if not_run:
-        log.error(
-            "not done, and not failed themselves: %s (a task they need failed, or another "
-            "worker holds them: see the log above and luigid)",
-            _label(not_run),
-        )
+    if blocked:
+        log.error("not done, behind a task that failed (see above): %s", _label(not_run))
+    elif not_run:
+        log.info("not done here, another worker holds them (luigid): %s", _label(not_run))
     log.info(
         "summary: done %d, skipped %d, not yet published %d, failed %d%s, not run %d",
         len(done),
@@ -237,7 +241,7 @@ def _run(colors: list[str], today: dt.date, cfg: cron) -> int:
         f" ({_label(failed)})" if failed else "",
         len(not_run),
     )
-    if failed or not_run or not result.scheduling_succeeded:
+    if failed or blocked or not result.scheduling_succeeded:
         return EXIT_FAILED
     return EXIT_OK
 

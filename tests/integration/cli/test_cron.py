@@ -18,10 +18,12 @@ from pipeline.cli.cron import (
 )
 from tests.support.commands import STARTUP, unreachable_source
 from tests.support.fixtures import REPO, PipelineEnv
+from tests.support.luigid import Luigid
 from tests.support.tlc_server import Fault, RefusedPorts
 from tools.synthetic import write_yellow_month
 
 CRON = str(Path(sys.executable).parent / "tlc-cron")
+LUIGI = str(Path(sys.executable).parent / "luigi")
 
 
 def configure_cron(env: PipelineEnv, **cron: object) -> None:
@@ -134,7 +136,7 @@ def test_months_held_up_by_a_failed_zone_lookup_are_not_success(env: PipelineEnv
     proc = run_cron(env, "--today", "2021-04-05")
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == EXIT_FAILED, out[-3000:]
-    assert "not done, and not failed themselves: yellow 2021-01, yellow 2021-02" in out
+    assert "not done, behind a task that failed (see above): yellow 2021-01, yellow 2021-02" in out
     assert "summary: done 0, skipped 0, not yet published 0, failed 0, not run 2" in out
     assert "Traceback" not in out
 
@@ -146,3 +148,34 @@ def test_catch_up_months_below_one_is_a_usage_error(env: PipelineEnv):
     assert proc.returncode == EXIT_USAGE, out[-3000:]
     assert "[cron] catch_up_months = 0: must be 1 or more" in out
     assert "Traceback" not in out
+
+
+def test_months_another_worker_holds_are_not_a_failure(env: PipelineEnv, luigid: Luigid):
+    """tlc-cron on several hosts against one luigid (docs/scaling.md): a month another
+    worker is running is not done by this run, and that is normal: exit 0, said in one line."""
+    configure_cron(env, local_scheduler=False)
+    env.configure(
+        core={"scheduler_host": "127.0.0.1", "scheduler_port": luigid.port},
+        # The env fixture's 2 s read timeout would end the other worker's held download (and
+        # its retry would finish the month) while this run still looks: it must hold it.
+        source={"read_timeout": 120.0},
+    )
+    publish(env, 2021, 1)
+    publish(env, 2021, 2)
+    release = threading.Event()
+    env.server.fail("/trip-data/yellow_tripdata_2021-02.parquet", Fault("hold", release=release))
+    other = subprocess.Popen(
+        [LUIGI, "--module", "pipeline", "IngestMonth", "--year", "2021", "--month", "2"],
+        env=env.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        env.server.wait_for_request("yellow_tripdata_2021-02")  # the other worker has it
+        proc = run_cron(env, "--today", "2021-04-05")
+        out = proc.communicate(timeout=300)[0]
+    finally:
+        release.set()
+        other_out = other.communicate(timeout=300)[0]
+    assert other.returncode == 0, other_out[-3000:]
+    assert proc.returncode == EXIT_OK, out[-3000:]
+    assert "not done here, another worker holds them (luigid): yellow 2021-02" in out
+    assert "summary: done 1, skipped 0, not yet published 0, failed 0, not run 1" in out
