@@ -53,6 +53,17 @@ def forget_hint(key: MonthKey, start: str, then: str) -> str:
     return f"run `{command} --from {start}`, then {then}"
 
 
+def clean_report(lake: Lake, key: MonthKey) -> QualityReport:
+    """The published clean month's report, its data objects checked to be there."""
+    report = lake.read_quality(key)
+    lake.require_data(
+        lake.quality_name(key),
+        lake.clean_files(key, report),
+        forget_hint(key, "clean", "rerun to clean it again from the raw file"),
+    )
+    return report
+
+
 def raw_input(lake: Lake, raw_name: str, remedy: str) -> tuple[RawInput, RawFile]:
     """The published raw file, to read, named as the TLC names it; ``remedy`` says how to get
     it back when its marker names a file that is gone."""
@@ -79,12 +90,7 @@ def upload_month(
     lake: Lake, key: MonthKey, bucket: GcsCopy, progress: UploadProgress | None = None
 ) -> list[str]:
     """UploadGCS with a local lake: the published clean month, copied to the bucket."""
-    report = lake.read_quality(key)
-    lake.require_data(
-        lake.quality_name(key),
-        lake.clean_files(key, report),
-        forget_hint(key, "clean", "rerun to clean it again from the raw file"),
-    )
+    clean_report(lake, key)  # one line when a data object is gone, before any upload
     folder = lake.store.local_path(lake.clean_prefix(key))
     if folder is None:  # pragma: no cover - UploadGCS runs this for a folder lake only
         raise ValueError(f"{lake.root} is not a folder")
@@ -116,12 +122,7 @@ def load_month(
     """LoadDuckDB and LoadPostgres (and LoadBigQuery from a lake on GCS): the published clean
     month into ``sink``. BigQuery reads the lake's objects itself; DuckDB and PostgreSQL's
     COPY read local files: the lake's own, or a temporary copy of a bucket's."""
-    report = lake.read_quality(key)
-    lake.require_data(
-        lake.quality_name(key),
-        lake.clean_files(key, report),
-        forget_hint(key, "clean", "rerun to clean it again from the raw file"),
-    )
+    report = clean_report(lake, key)
     if sink_name == "bigquery":
         uris = [lake.uri(n) for n in lake.clean_files(key, report)]
         return load_files(sink, sink_name, report, uris, progress)

@@ -102,12 +102,10 @@ def probeable(url: str) -> bool:
 
 
 def shown(url: str) -> str:
-    """``url`` for a message: its password masked."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@" + parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    """``url`` for a message: its password masked (as in every log line)."""
+    from pipeline.orchestration.logs import redact
+
+    return redact(url)
 
 
 def probe(url: str) -> dict[str, object]:

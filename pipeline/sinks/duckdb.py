@@ -255,10 +255,7 @@ class DuckDBWarehouse:
         with self.connect(read_only=True) as con:
             columns = self._columns(con, LEDGER_TABLE)
             if "kind" in columns:
-                cur = con.execute(f"SELECT * FROM {ident(LEDGER_TABLE)} {where}", params)
-                names = [d[0] for d in cur.description or ()]
-                rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-                return [LoadRecord.from_row(row) for row in rows]
+                return self._read_records(con, where, params)
         if not columns:
             return []
         with self._transaction():  # a first-version ledger: migrated once, then read
@@ -323,15 +320,17 @@ class DuckDBWarehouse:
         return record
 
     @staticmethod
-    def _month_record(con: duckdb.DuckDBPyConnection, key: MonthKey) -> LoadRecord | None:
-        cur = con.execute(
-            f"SELECT * FROM {ident(LEDGER_TABLE)}"
-            " WHERE kind = ? AND color = ? AND year = ? AND month = ?",
-            [MONTH, key.color, key.year, key.month],
-        )
+    def _read_records(
+        con: duckdb.DuckDBPyConnection, where: str, params: list[object]
+    ) -> list[LoadRecord]:
+        cur = con.execute(f"SELECT * FROM {ident(LEDGER_TABLE)} {where}", params)
         names = [d[0] for d in cur.description or ()]
-        rows = [LoadRecord.from_row(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
-        return latest(rows).get(key)
+        return [LoadRecord.from_row(dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+
+    def _month_record(self, con: duckdb.DuckDBPyConnection, key: MonthKey) -> LoadRecord | None:
+        where = "WHERE kind = ? AND color = ? AND year = ? AND month = ?"
+        found = self._read_records(con, where, [MONTH, key.color, key.year, key.month])
+        return latest(found).get(key)
 
     def loaded(self, key: MonthKey) -> LoadRecord | None:
         found = self._records(
